@@ -1,0 +1,193 @@
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { type Actor, createActor, type InspectionEvent } from 'xstate';
+import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
+import { IllegalStateError } from './errors.ts';
+import type { Handler } from './handler.ts';
+import type { InferenceClient } from './inference.ts';
+import type { JobItem } from './job-steps.ts';
+import { type TopologyOptions, topologyFor } from './topology.ts';
+import type { Transport } from './transport.ts';
+
+export interface ConsumerOptions {
+  handler: Handler;
+  /** The handler's options, already validated against its `options` schema. */
+  handlerOptions?: unknown;
+  transport: Transport;
+  inference: InferenceClient;
+  logger: Logger;
+  /** Unacked deliveries the broker may send at once (default 16). */
+  prefetch?: number;
+  /** Handler calls that may run at once (default 1: local models use every core already). */
+  concurrency?: number;
+  /** How long a stop waits for started jobs before aborting them (default 30 s). */
+  drainTimeoutMs?: number;
+  topology?: TopologyOptions;
+  now?: () => number;
+}
+
+/** One observed state change of a consumer or of one of its jobs. */
+export interface TransitionEvent {
+  type: 'warren.actor.transitioned';
+  actor: 'consumer' | 'job';
+  /** `consumer`, or the job actor's id (`job-1`, ...). */
+  actorId: string;
+  from: string | undefined;
+  to: string;
+  /** The event that caused the change. */
+  cause: string;
+  /** For a job: the message ids of its deliveries. */
+  messageIds?: Array<string | undefined>;
+}
+
+export type TransitionListener = (event: TransitionEvent) => void;
+
+/** How a consumer ended. */
+export interface ConsumerExit {
+  state: 'stopped' | 'failed';
+  counts: ConsumerCounts;
+  error?: unknown;
+}
+
+/**
+ * A running consumer for one handler: the public face of {@link consumerMachine}. Every state
+ * change of the consumer and of its jobs reaches {@link onTransition} listeners and the debug log.
+ */
+export class Consumer {
+  readonly #actor: Actor<typeof consumerMachine>;
+  readonly #listeners = new Set<TransitionListener>();
+  readonly #states = new Map<string, string>();
+  readonly #logger: Logger;
+  readonly #exit: Promise<ConsumerExit>;
+
+  constructor(options: ConsumerOptions) {
+    const prefetch = options.prefetch ?? 16;
+    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
+      throw new RangeError(`prefetch: expected an integer from 1 to 65535, found ${prefetch}`);
+    }
+    this.#logger = options.logger.child({ handler: options.handler.name });
+    const shutdown = new AbortController();
+    const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });
+    const topology = topologyFor(options.handler.modelType, options.topology);
+
+    this.#actor = createActor(consumerMachine, {
+      input: {
+        prefetch,
+        drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+        shutdown,
+        limiter,
+        jobDeps: {
+          handler: options.handler,
+          handlerOptions: options.handlerOptions,
+          transport: options.transport,
+          topology,
+          inference: options.inference,
+          logger: this.#logger,
+          shutdown: shutdown.signal,
+          schedule: (task) => limiter.add(task),
+          now: options.now ?? Date.now,
+        },
+      },
+      inspect: (event) => this.#inspect(event),
+    });
+    this.#exit = new Promise((resolve) => {
+      this.#actor.subscribe({
+        complete: () => resolve(this.#exitOf()),
+        error: (error) => resolve({ state: 'failed', counts: this.counts, error }),
+      });
+    });
+  }
+
+  /** The consumer's lifecycle state: `idle`, `connecting`, `consuming`, `draining`, ... */
+  get state(): string {
+    return topState(this.#actor.getSnapshot().value);
+  }
+
+  get counts(): ConsumerCounts {
+    return { ...this.#actor.getSnapshot().context.counts };
+  }
+
+  /** Resolves when the consumer has stopped or failed. */
+  get exited(): Promise<ConsumerExit> {
+    return this.#exit;
+  }
+
+  onTransition(listener: TransitionListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Connects and subscribes; resolves once consuming, rejects if that fails. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') {
+      throw new IllegalStateError(`start: expected state idle, found ${this.state}`);
+    }
+    this.#actor.start();
+    this.#actor.send({ type: 'warren.consumer.start' });
+
+    await new Promise<void>((resolve, reject) => {
+      const subscription = this.#actor.subscribe((snapshot) => {
+        const state = topState(snapshot.value);
+        if (state === 'connecting') return;
+        subscription.unsubscribe();
+        if (state === 'failed') reject(snapshot.context.error);
+        else resolve();
+      });
+    });
+  }
+
+  /** Stops consuming, lets started jobs finish (up to the drain timeout) and resolves. */
+  async stop(): Promise<ConsumerExit> {
+    if (this.state === 'idle') this.#actor.start();
+    this.#actor.send({ type: 'warren.consumer.stop' });
+    return this.#exit;
+  }
+
+  #exitOf(): ConsumerExit {
+    const snapshot = this.#actor.getSnapshot();
+    const state = topState(snapshot.value) === 'failed' ? 'failed' : 'stopped';
+    const { error, counts } = snapshot.context;
+    return error === undefined ? { state, counts: { ...counts } } : { state, counts, error };
+  }
+
+  #inspect(event: InspectionEvent): void {
+    if (event.type !== '@xstate.snapshot') return;
+    const snapshot = event.snapshot as { value?: unknown; context?: { items?: JobItem[] } };
+    if (snapshot.value === undefined) return;
+
+    const key = event.actorRef.sessionId;
+    const to = stateName(snapshot.value);
+    const from = this.#states.get(key);
+    if (from === to) return;
+    this.#states.set(key, to);
+
+    const isJob = key !== event.rootId && snapshot.context?.items !== undefined;
+    const transition: TransitionEvent = {
+      type: 'warren.actor.transitioned',
+      actor: isJob ? 'job' : 'consumer',
+      actorId: isJob ? ((event.actorRef as { id?: string }).id ?? key) : 'consumer',
+      from,
+      to,
+      cause: event.event.type,
+    };
+    if (isJob) {
+      transition.messageIds = snapshot.context!.items!.map(
+        (item) => item.delivery.properties.messageId,
+      );
+    }
+    if (this.#logger.isLevelEnabled('debug')) this.#logger.debug(transition, 'actor transitioned');
+    for (const listener of this.#listeners) listener(transition);
+    if (to === 'done' || to === 'failed' || to === 'stopped') this.#states.delete(key);
+  }
+}
+
+function topState(value: unknown): string {
+  return typeof value === 'string' ? value : Object.keys(value as object)[0]!;
+}
+
+/** `draining.finishing` for nested states, the plain name otherwise. */
+function stateName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [parent, child] = Object.entries(value as Record<string, unknown>)[0]!;
+  return `${parent}.${stateName(child)}`;
+}

@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto';
+import { MalformedMessageError, type WarrenError } from './errors.ts';
+import type { Delivery, HeaderValue, MessageProperties } from './transport.ts';
+
+/**
+ * The job envelope: everything Warren knows about a job besides its body. It travels as AMQP
+ * properties and `x-warren-*` headers; docs/message-format.md is the contract for producers.
+ */
+export interface JobEnvelope {
+  messageId: string;
+  tenant: string;
+  /** 0 (lowest) to 9. */
+  priority: number;
+  /** The access scope the job needs clearance for, such as `public` or `restricted`. */
+  scope: string;
+  /** When the job stops being worth doing, in UTC epoch milliseconds; absent means never. */
+  deadline?: number;
+  /** 1 for the first delivery attempt. */
+  attempt: number;
+  /** The queue family the job is for, such as `feature-extraction`. */
+  modelType: string;
+  contentType: string;
+  trace: TraceContext;
+  replyTo?: string;
+  /** When the producer created the job, in UTC epoch milliseconds. */
+  createdAt?: number;
+}
+
+/** W3C trace context and baggage, carried verbatim. */
+export interface TraceContext {
+  traceparent?: string;
+  tracestate?: string;
+  baggage?: string;
+}
+
+/** Header names. One place, so producers in other languages can be checked against it. */
+export const HEADERS = {
+  tenant: 'x-warren-tenant',
+  scope: 'x-warren-scope',
+  deadline: 'x-warren-deadline',
+  attempt: 'x-warren-attempt',
+  modelType: 'x-warren-model-type',
+  createdAt: 'x-warren-created-at',
+  handler: 'x-warren-handler',
+  status: 'x-warren-status',
+  errorCode: 'x-warren-error-code',
+  reason: 'x-warren-reason',
+  errorMessage: 'x-warren-error-message',
+  failedAt: 'x-warren-failed-at',
+  sourceQueue: 'x-warren-source-queue',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+  baggage: 'baggage',
+} as const;
+
+export const JSON_CONTENT_TYPE = 'application/json';
+export const JOB_TYPE = 'warren.job.v1';
+export const RESULT_TYPE = 'warren.result.v1';
+export const DEFAULT_SCOPE = 'public';
+
+const MAX_PRIORITY = 9;
+const MAX_ERROR_MESSAGE = 512;
+
+/** What a producer supplies; the rest of the envelope gets defaults. */
+export interface JobSpec {
+  modelType: string;
+  tenant: string;
+  input: unknown;
+  scope?: string;
+  priority?: number;
+  deadline?: number;
+  messageId?: string;
+  replyTo?: string;
+  trace?: TraceContext;
+  /** Injected for tests; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Builds the body and AMQP properties of a new job. */
+export function encodeJob(spec: JobSpec): { body: Buffer; properties: MessageProperties } {
+  const now = (spec.now ?? Date.now)();
+  const envelope: JobEnvelope = {
+    messageId: spec.messageId ?? randomUUID(),
+    tenant: spec.tenant,
+    priority: spec.priority ?? 0,
+    scope: spec.scope ?? DEFAULT_SCOPE,
+    attempt: 1,
+    modelType: spec.modelType,
+    contentType: JSON_CONTENT_TYPE,
+    trace: spec.trace ?? {},
+    createdAt: now,
+    ...(spec.deadline === undefined ? {} : { deadline: spec.deadline }),
+    ...(spec.replyTo === undefined ? {} : { replyTo: spec.replyTo }),
+  };
+  checkEnvelope(envelope);
+  return {
+    body: Buffer.from(JSON.stringify(spec.input)),
+    properties: envelopeToProperties(envelope),
+  };
+}
+
+/** Maps an envelope onto AMQP properties and headers. */
+export function envelopeToProperties(envelope: JobEnvelope): MessageProperties {
+  const headers: Record<string, HeaderValue> = {
+    [HEADERS.tenant]: envelope.tenant,
+    [HEADERS.scope]: envelope.scope,
+    [HEADERS.attempt]: envelope.attempt,
+    [HEADERS.modelType]: envelope.modelType,
+  };
+  if (envelope.deadline !== undefined) headers[HEADERS.deadline] = envelope.deadline;
+  if (envelope.createdAt !== undefined) headers[HEADERS.createdAt] = envelope.createdAt;
+  for (const key of ['traceparent', 'tracestate', 'baggage'] as const) {
+    const value = envelope.trace[key];
+    if (value !== undefined) headers[HEADERS[key]] = value;
+  }
+
+  const properties: MessageProperties = {
+    messageId: envelope.messageId,
+    contentType: envelope.contentType,
+    contentEncoding: 'utf-8',
+    priority: envelope.priority,
+    type: JOB_TYPE,
+    headers,
+  };
+  if (envelope.createdAt !== undefined)
+    properties.timestamp = Math.floor(envelope.createdAt / 1000);
+  if (envelope.replyTo !== undefined) properties.replyTo = envelope.replyTo;
+  return properties;
+}
+
+/** Reads the envelope from a delivery's properties; throws {@link MalformedMessageError}. */
+export function decodeEnvelope(properties: MessageProperties): JobEnvelope {
+  const headers = properties.headers ?? {};
+  const envelope: JobEnvelope = {
+    messageId: requireString(properties.messageId, 'message_id property'),
+    tenant: requireString(headers[HEADERS.tenant], `header ${HEADERS.tenant}`),
+    scope: optionalString(headers[HEADERS.scope], `header ${HEADERS.scope}`) ?? DEFAULT_SCOPE,
+    priority: properties.priority ?? 0,
+    attempt: optionalInteger(headers[HEADERS.attempt], `header ${HEADERS.attempt}`) ?? 1,
+    modelType: requireString(headers[HEADERS.modelType], `header ${HEADERS.modelType}`),
+    contentType: properties.contentType ?? '',
+    trace: decodeTrace(headers),
+  };
+  const deadline = optionalInteger(headers[HEADERS.deadline], `header ${HEADERS.deadline}`);
+  if (deadline !== undefined) envelope.deadline = deadline;
+  const createdAt = optionalInteger(headers[HEADERS.createdAt], `header ${HEADERS.createdAt}`);
+  if (createdAt !== undefined) envelope.createdAt = createdAt;
+  if (properties.replyTo) envelope.replyTo = properties.replyTo;
+
+  checkEnvelope(envelope);
+  return envelope;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decodes a JSON body. Refuses, each with its own reason: a content type other than
+ * `application/json` (a `charset=utf-8` parameter is allowed), an empty body, bytes that are not
+ * UTF-8, and text that is not JSON.
+ */
+export function decodeJsonBody(body: Buffer, contentType: string): unknown {
+  const [mediaType, ...parameters] = contentType
+    .split(';')
+    .map((part) => part.trim().toLowerCase());
+  if (mediaType !== JSON_CONTENT_TYPE) {
+    const found = contentType === '' ? 'none' : JSON.stringify(contentType);
+    throw new MalformedMessageError(
+      'unsupported-content-type',
+      `expected content type ${JSON_CONTENT_TYPE}, found ${found}`,
+    );
+  }
+  const charset = parameters.find((p) => p.startsWith('charset='));
+  if (charset !== undefined && charset !== 'charset=utf-8') {
+    throw new MalformedMessageError(
+      'unsupported-content-type',
+      `expected charset utf-8, found ${charset.slice('charset='.length)}`,
+    );
+  }
+  if (body.length === 0) {
+    throw new MalformedMessageError('empty-body', 'expected a JSON body, found 0 bytes');
+  }
+
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch (cause) {
+    throw new MalformedMessageError('not-utf8', 'expected UTF-8 text, found invalid bytes', {
+      cause,
+    });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new MalformedMessageError('not-json', `expected JSON, found text that fails: ${detail}`, {
+      cause,
+    });
+  }
+}
+
+/** The properties of a job's result. */
+export function resultProperties(envelope: JobEnvelope, handler: string): MessageProperties {
+  const headers: Record<string, HeaderValue> = {
+    [HEADERS.tenant]: envelope.tenant,
+    [HEADERS.modelType]: envelope.modelType,
+    [HEADERS.handler]: handler,
+    [HEADERS.status]: 'ok',
+    [HEADERS.attempt]: envelope.attempt,
+  };
+  for (const key of ['traceparent', 'tracestate', 'baggage'] as const) {
+    const value = envelope.trace[key];
+    if (value !== undefined) headers[HEADERS[key]] = value;
+  }
+  return {
+    messageId: randomUUID(),
+    correlationId: envelope.messageId,
+    contentType: JSON_CONTENT_TYPE,
+    contentEncoding: 'utf-8',
+    type: RESULT_TYPE,
+    timestamp: Math.floor(Date.now() / 1000),
+    headers,
+  };
+}
+
+/** What a dead letter records about its failure. */
+export interface DeadLetterInfo {
+  error: WarrenError;
+  handler: string;
+  failedAt: number;
+}
+
+/**
+ * The properties of a dead letter: the original properties and headers, unchanged, plus the
+ * reason headers. The body is the original body, byte for byte.
+ */
+export function deadLetterProperties(delivery: Delivery, info: DeadLetterInfo): MessageProperties {
+  const { error } = info;
+  const reason = error instanceof MalformedMessageError ? error.reason : reasonOf(error.code);
+  return {
+    ...delivery.properties,
+    headers: {
+      ...delivery.properties.headers,
+      [HEADERS.errorCode]: error.code,
+      [HEADERS.reason]: reason,
+      [HEADERS.errorMessage]: error.message.slice(0, MAX_ERROR_MESSAGE),
+      [HEADERS.handler]: info.handler,
+      [HEADERS.failedAt]: info.failedAt,
+      [HEADERS.sourceQueue]: delivery.queue,
+    },
+  };
+}
+
+const REASONS: Partial<Record<WarrenError['code'], string>> = {
+  WARREN_SCHEMA_VIOLATION: 'schema-violation',
+  WARREN_HANDLER_FAILED: 'handler-failed',
+  WARREN_DEADLINE_EXCEEDED: 'expired',
+  WARREN_INPUT_TOO_LONG: 'input-too-long',
+  WARREN_INFERENCE_FAILED: 'inference-failed',
+};
+
+function reasonOf(code: WarrenError['code']): string {
+  return (
+    REASONS[code] ??
+    code
+      .toLowerCase()
+      .replace(/^warren_/, '')
+      .replaceAll('_', '-')
+  );
+}
+
+function checkEnvelope(envelope: JobEnvelope): void {
+  if (
+    !Number.isInteger(envelope.priority) ||
+    envelope.priority < 0 ||
+    envelope.priority > MAX_PRIORITY
+  ) {
+    throw invalid(
+      `priority: expected an integer from 0 to ${MAX_PRIORITY}, found ${envelope.priority}`,
+    );
+  }
+  if (envelope.attempt < 1) {
+    throw invalid(
+      `${HEADERS.attempt}: expected an integer of at least 1, found ${envelope.attempt}`,
+    );
+  }
+  for (const [field, value] of [
+    [HEADERS.tenant, envelope.tenant],
+    [HEADERS.modelType, envelope.modelType],
+    [HEADERS.scope, envelope.scope],
+  ] as const) {
+    if (value.length === 0 || value.length > 255 || /[\s#*]/.test(value)) {
+      throw invalid(
+        `${field}: expected 1 to 255 characters without spaces, '#' or '*', found ${JSON.stringify(value)}`,
+      );
+    }
+  }
+}
+
+function decodeTrace(headers: Record<string, HeaderValue>): TraceContext {
+  const trace: TraceContext = {};
+  for (const key of ['traceparent', 'tracestate', 'baggage'] as const) {
+    const value = headers[HEADERS[key]];
+    if (typeof value === 'string') trace[key] = value;
+  }
+  return trace;
+}
+
+function requireString(value: HeaderValue | Buffer, field: string): string {
+  const text = optionalString(value, field);
+  if (text === undefined) throw invalid(`${field}: expected a string, found none`);
+  return text;
+}
+
+function optionalString(value: HeaderValue | Buffer, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Buffer.isBuffer(value)) return value.toString('utf-8');
+  if (typeof value !== 'string')
+    throw invalid(`${field}: expected a string, found ${typeof value}`);
+  return value;
+}
+
+/** Integers arrive as AMQP numbers, or as decimal strings from producers that cannot send longs. */
+function optionalInteger(value: HeaderValue | Buffer, field: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const number =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /^\d+$/.test(value)
+        ? Number(value)
+        : Number.NaN;
+  if (!Number.isSafeInteger(number)) {
+    throw invalid(`${field}: expected an integer, found ${JSON.stringify(String(value))}`);
+  }
+  return number;
+}
+
+function invalid(message: string): MalformedMessageError {
+  return new MalformedMessageError('invalid-envelope', message);
+}

@@ -1,0 +1,138 @@
+/**
+ * Warren's errors. Each failure kind is one class with a stable code, and the class decides what
+ * becomes of the message that caused it (its fate). Every code is documented in
+ * docs/error-codes.md; a test fails if one is not.
+ */
+
+/** What happens to the message when handling it fails with this error. */
+export type Fate =
+  /** Publish it to the dead-letter queue with the reason, then ack it. Never requeued. */
+  | 'dead-letter'
+  /** Stop the actor; unacked deliveries return to the queue when its channel closes. */
+  | 'crash';
+
+export const ERROR_CODES = [
+  'WARREN_MALFORMED_MESSAGE',
+  'WARREN_SCHEMA_VIOLATION',
+  'WARREN_HANDLER_FAILED',
+  'WARREN_DEADLINE_EXCEEDED',
+  'WARREN_INPUT_TOO_LONG',
+  'WARREN_INFERENCE_FAILED',
+  'WARREN_MODEL_LOAD_FAILED',
+  'WARREN_PUBLISH_FAILED',
+  'WARREN_BROKER_UNREACHABLE',
+  'WARREN_CONFIG_INVALID',
+  'WARREN_PLUGIN_INVALID',
+  'WARREN_ILLEGAL_STATE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The base of every Warren error: a stable {@link code} and a fixed {@link fate}. */
+export abstract class WarrenError extends Error {
+  abstract readonly code: ErrorCode;
+  abstract readonly fate: Fate;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Why a message could not be decoded; written to the `x-warren-reason` header. */
+export type MalformedReason =
+  | 'empty-body'
+  | 'not-utf8'
+  | 'not-json'
+  | 'unsupported-content-type'
+  | 'invalid-envelope';
+
+/** The body or the envelope headers cannot be read. Retrying would fail the same way. */
+export class MalformedMessageError extends WarrenError {
+  readonly code = 'WARREN_MALFORMED_MESSAGE';
+  readonly fate = 'dead-letter';
+
+  constructor(
+    readonly reason: MalformedReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The body is JSON but does not match the handler's input schema. */
+export class SchemaViolationError extends WarrenError {
+  readonly code = 'WARREN_SCHEMA_VIOLATION';
+  readonly fate = 'dead-letter';
+}
+
+/** The handler threw something that is not a Warren error; the original is the `cause`. */
+export class HandlerError extends WarrenError {
+  readonly code = 'WARREN_HANDLER_FAILED';
+  readonly fate = 'dead-letter';
+}
+
+/** The job's deadline passed before or while it was handled. */
+export class DeadlineExceededError extends WarrenError {
+  readonly code = 'WARREN_DEADLINE_EXCEEDED';
+  readonly fate = 'dead-letter';
+}
+
+/** An input is longer than the model accepts and the model is set to refuse, not truncate. */
+export class InputTooLongError extends WarrenError {
+  readonly code = 'WARREN_INPUT_TOO_LONG';
+  readonly fate = 'dead-letter';
+}
+
+/** A model call failed (remote endpoint error, runtime error) for this input. */
+export class InferenceError extends WarrenError {
+  readonly code = 'WARREN_INFERENCE_FAILED';
+  readonly fate = 'dead-letter';
+}
+
+/** A model could not be loaded: a worker fault, not the message's. */
+export class ModelLoadError extends WarrenError {
+  readonly code = 'WARREN_MODEL_LOAD_FAILED';
+  readonly fate = 'crash';
+}
+
+/** A result or dead letter could not be published (broker nack, closed channel). */
+export class PublishError extends WarrenError {
+  readonly code = 'WARREN_PUBLISH_FAILED';
+  readonly fate = 'crash';
+}
+
+/** The broker cannot be reached or refused the connection. */
+export class BrokerUnreachableError extends WarrenError {
+  readonly code = 'WARREN_BROKER_UNREACHABLE';
+  readonly fate = 'crash';
+}
+
+/** A configuration value is missing or of the wrong shape; the message names the field. */
+export class ConfigError extends WarrenError {
+  readonly code = 'WARREN_CONFIG_INVALID';
+  readonly fate = 'crash';
+}
+
+/** A plugin module does not export a handler made with `defineHandler`. */
+export class PluginError extends WarrenError {
+  readonly code = 'WARREN_PLUGIN_INVALID';
+  readonly fate = 'crash';
+}
+
+/** A call was made in a lifecycle state that does not allow it. */
+export class IllegalStateError extends WarrenError {
+  readonly code = 'WARREN_ILLEGAL_STATE';
+  readonly fate = 'crash';
+}
+
+/** Any thrown value as a Warren error: Warren errors pass through, others become `fallback`. */
+export function toWarrenError(
+  error: unknown,
+  fallback: (message: string, cause: unknown) => WarrenError,
+): WarrenError {
+  if (error instanceof WarrenError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return fallback(message, error);
+}

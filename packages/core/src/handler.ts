@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { JobEnvelope } from './envelope.ts';
+import { PluginError } from './errors.ts';
+import type { InferenceClient } from './inference.ts';
+
+/** What a handler receives beside its input. */
+export interface HandlerContext<Options = unknown> {
+  /** A child logger bound to the job (`messageId`, `handler`, `attempt`). Never log bodies. */
+  logger: Logger;
+  inference: InferenceClient;
+  /** Aborts when the job's deadline passes or the worker shuts down. Pass it to model calls. */
+  signal: AbortSignal;
+  job: Readonly<JobEnvelope>;
+  /** The handler's options from the worker config, validated by its `options` schema. */
+  options: Options;
+}
+
+export interface HandlerSpec<Input, Output, Options> {
+  /** Unique within a worker; appears in logs, result and dead-letter headers. */
+  name: string;
+  /** The model type (queue family) the handler serves. */
+  modelType: string;
+  /** Validates each job's decoded JSON body; the handler sees only what passes. */
+  input: z.ZodType<Input>;
+  /** Validates the handler's `options` from the worker config (default: none accepted). */
+  options?: z.ZodType<Options>;
+  /** Handles one job. Its return value, as JSON, is the job's result. */
+  handle(input: Input, context: HandlerContext<Options>): Promise<Output>;
+}
+
+const HANDLER = Symbol.for('warren.handler');
+
+/** A handler made by {@link defineHandler}. */
+export interface Handler<Input = unknown, Output = unknown, Options = unknown>
+  extends Readonly<HandlerSpec<Input, Output, Options>> {
+  readonly [HANDLER]: true;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+
+/**
+ * Defines a handler plugin. A plugin module exports the result as its default export or as
+ * `handler`:
+ *
+ * ```ts
+ * export default defineHandler({
+ *   name: 'embed', modelType: 'feature-extraction',
+ *   input: z.object({ text: z.string() }),
+ *   async handle({ text }, { inference, signal }) { ... },
+ * });
+ * ```
+ */
+export function defineHandler<Input, Output, Options = undefined>(
+  spec: HandlerSpec<Input, Output, Options>,
+): Handler<Input, Output, Options> {
+  for (const field of ['name', 'modelType'] as const) {
+    if (!NAME.test(spec[field])) {
+      throw new PluginError(
+        `handler ${field}: expected lower-case letters, digits, '.', '_' or '-' (1 to 100), ` +
+          `found ${JSON.stringify(spec[field])}`,
+      );
+    }
+  }
+  if (typeof spec.handle !== 'function') {
+    throw new PluginError(`handler ${spec.name}: expected handle to be a function`);
+  }
+  return Object.freeze({ ...spec, [HANDLER]: true as const });
+}
+
+/** Whether a value was made by {@link defineHandler} (in this or another copy of core). */
+export function isHandler(value: unknown): value is Handler {
+  return typeof value === 'object' && value !== null && HANDLER in value;
+}

@@ -1,0 +1,94 @@
+/**
+ * The seam between Warren's actors and a message broker. `core` defines it; `@warren/amqp`
+ * implements it on RabbitMQ (and a later embedded broker implements it in memory).
+ */
+
+/** AMQP header values Warren writes and reads. Numbers are sent as AMQP longs or doubles. */
+export type HeaderValue = string | number | boolean | null | undefined;
+
+/** The AMQP basic properties Warren uses, with explicit types. */
+export interface MessageProperties {
+  messageId?: string;
+  correlationId?: string;
+  replyTo?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  /** 0-255; RabbitMQ honours it only on queues declared with a maximum priority. */
+  priority?: number;
+  /** Per-message TTL in milliseconds, as a decimal string (AMQP's own rule). */
+  expiration?: string;
+  /** Seconds since the epoch (AMQP's timestamp property). */
+  timestamp?: number;
+  type?: string;
+  appId?: string;
+  headers?: Record<string, HeaderValue>;
+}
+
+/** One message handed to a consumer. Settle it exactly once, through the transport. */
+export interface Delivery {
+  readonly body: Buffer;
+  readonly properties: MessageProperties;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  /** The broker's tag for this delivery on the channel that received it. */
+  readonly deliveryTag: number;
+  /** The queue it was consumed from. */
+  readonly queue: string;
+}
+
+/** Where to publish: an exchange and a routing key (exchange `''` with a queue name is direct). */
+export interface PublishTarget {
+  exchange: string;
+  routingKey: string;
+}
+
+/** Everything declared for one model type. Names come from {@link topologyFor}. */
+export interface QueueTopology {
+  /** The exchange producers publish jobs to (topic). */
+  jobsExchange: string;
+  /** The work queue (quorum by default). */
+  queue: string;
+  /** Binding patterns from {@link jobsExchange} to {@link queue}. */
+  bindings: string[];
+  queueType: 'quorum' | 'classic';
+  /** The exchange dead letters go to (direct), and the queue that keeps them. */
+  deadLetterExchange: string;
+  deadLetterQueue: string;
+  /** Routing key of this model type's dead letters on {@link deadLetterExchange}. */
+  deadLetterRoutingKey: string;
+  /** The exchange results are published to (topic) when a job names no reply-to. */
+  resultsExchange: string;
+}
+
+/** A live subscription; cancelling stops new deliveries (unsettled ones stay ours to settle). */
+export interface Subscription {
+  cancel(): Promise<void>;
+}
+
+/** Called when the broker cancels the consumer (queue deleted, node lost). */
+export type CancelListener = (reason: string) => void;
+
+export interface ConsumeOptions {
+  /** How many unacknowledged deliveries the broker may send at once. Always set, never 0. */
+  prefetch: number;
+  onCancel?: CancelListener;
+}
+
+export interface Transport {
+  /** Opens connections and channels; safe to call more than once. */
+  connect(): Promise<void>;
+  /** Declares exchanges, queues and bindings; idempotent. */
+  declare(topology: QueueTopology): Promise<void>;
+  consume(
+    queue: string,
+    options: ConsumeOptions,
+    onDelivery: (delivery: Delivery) => void,
+  ): Promise<Subscription>;
+  /** Publishes and resolves once the broker confirms; rejects on a nack or a closed channel. */
+  publish(target: PublishTarget, body: Buffer, properties: MessageProperties): Promise<void>;
+  ack(delivery: Delivery): void;
+  /** Rejects a delivery; with `requeue: false` the queue's dead-letter exchange receives it. */
+  nack(delivery: Delivery, options: { requeue: boolean }): void;
+  close(): Promise<void>;
+}
