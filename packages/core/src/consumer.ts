@@ -151,7 +151,8 @@ export class Consumer {
   }
 
   #inspect(event: InspectionEvent): void {
-    if (event.type !== '@xstate.snapshot') return;
+    // Microsteps show the states a macrostep passes through; snapshots show where it rests.
+    if (event.type !== '@xstate.snapshot' && event.type !== '@xstate.microstep') return;
     const snapshot = event.snapshot as { value?: unknown; context?: { items?: JobItem[] } };
     if (snapshot.value === undefined) return;
 

@@ -191,8 +191,8 @@ export function decodeJsonBody(body: Buffer, contentType: string): unknown {
   try {
     return JSON.parse(text);
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new MalformedMessageError('not-json', `expected JSON, found text that fails: ${detail}`, {
+    // The parser's message quotes the body, which must not reach headers or logs.
+    throw new MalformedMessageError('not-json', 'expected JSON, found text that does not parse', {
       cause,
     });
   }

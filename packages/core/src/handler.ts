@@ -16,6 +16,12 @@ export interface HandlerContext<Options = unknown> {
   options: Options;
 }
 
+/** What {@link HandlerSpec.setup} receives. */
+export type SetupContext<Options = unknown> = Pick<
+  HandlerContext<Options>,
+  'logger' | 'inference' | 'options'
+>;
+
 export interface HandlerSpec<Input, Output, Options> {
   /** Unique within a worker; appears in logs, result and dead-letter headers. */
   name: string;
@@ -25,6 +31,11 @@ export interface HandlerSpec<Input, Output, Options> {
   input: z.ZodType<Input>;
   /** Validates the handler's `options` from the worker config (default: none accepted). */
   options?: z.ZodType<Options>;
+  /**
+   * Runs once before the consumer subscribes, typically to load the model, so that no job is
+   * taken before the handler can serve it. A failure here is a worker fault, not a job's.
+   */
+  setup?(context: SetupContext<Options>): Promise<void>;
   /** Handles one job. Its return value, as JSON, is the job's result. */
   handle(input: Input, context: HandlerContext<Options>): Promise<Output>;
 }

@@ -39,7 +39,7 @@ export {
   toWarrenError,
   WarrenError,
 } from './errors.ts';
-export type { Handler, HandlerContext, HandlerSpec } from './handler.ts';
+export type { Handler, HandlerContext, HandlerSpec, SetupContext } from './handler.ts';
 export { defineHandler, isHandler } from './handler.ts';
 export type {
   ClassificationLabel,
@@ -67,3 +67,4 @@ export type {
   Transport,
 } from './transport.ts';
 export { describeIssues } from './validation.ts';
+export type { DescribeOptions } from './validation.ts';

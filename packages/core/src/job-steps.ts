@@ -87,9 +87,9 @@ export async function decodeItems(items: JobItem[], deps: JobDeps): Promise<JobI
 
 export async function validateItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
   for (const item of live(items)) {
-    const parsed = deps.handler.input.safeParse(item.body);
+    const parsed = deps.handler.input.safeParse(item.body, { reportInput: true });
     if (parsed.success) item.input = parsed.data;
-    else item.failure = new SchemaViolationError(describeIssues(parsed.error, 'input'));
+    else item.failure = new SchemaViolationError(describeIssues(parsed.error, { root: 'input' }));
   }
   return items;
 }

@@ -1,0 +1,35 @@
+import { resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runDemo } from '../src/run-demo.ts';
+import { AMQP_URL, BrokerProbe, uniquePrefix } from '../../worker/test/support.ts';
+
+const SHARED = resolve(import.meta.dirname, '../../../../shared');
+
+describe('the main job', () => {
+  const prefix = uniquePrefix();
+
+  afterAll(async () => {
+    const probe = await BrokerProbe.open();
+    await probe.deleteTopology(prefix, ['sentence-embedding']);
+    await probe.close();
+  });
+
+  it('embeds all of STS-B through RabbitMQ with one result per job and the reference correlations', async () => {
+    const report = await runDemo({
+      dataFile: resolve(SHARED, 'data/sts-b/sts-test.csv'),
+      model: resolve(SHARED, 'models/use-lite-en'),
+      amqpUrl: AMQP_URL,
+      prefix,
+    });
+
+    expect(report.pairs).toBe(1379);
+    expect(report.jobs).toBe(2758);
+    expect(report.results).toBe(report.jobs);
+    expect(report.duplicates).toBe(0);
+    expect(report.dead_lettered).toBe(0);
+    expect(report.pearson.toFixed(4)).toBe('0.7401');
+    expect(report.spearman.toFixed(4)).toBe('0.7250');
+    expect(report.broker).toMatch(/^amqps?:\/\//);
+    expect(report.broker).not.toContain('@');
+  }, 300_000);
+});

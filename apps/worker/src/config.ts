@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, describeIssues } from '@warren/core';
+import { z } from 'zod';
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, {
+  message: "expected lower-case letters, digits, '.', '_' or '-'",
+});
+
+const handlerEntry = z
+  .object({
+    /** Path of the plugin module, relative to the config file, or a package name. */
+    module: z.string().min(1),
+    prefetch: z.int().min(1).max(65_535).default(16),
+    concurrency: z.int().min(1).max(1_024).default(1),
+    options: z.unknown().optional(),
+  })
+  .strict();
+
+const localInference = z
+  .object({
+    /** Folder holding one sub-folder per model; relative to the config file. */
+    modelPath: z.string().min(1).optional(),
+    allowRemoteModels: z.boolean().optional(),
+    cacheDir: z.string().min(1).optional(),
+    dtype: z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16']).default('fp32'),
+    onTooLong: z.enum(['truncate', 'refuse']).default('truncate'),
+    maxInputTokens: z.int().min(1).optional(),
+  })
+  .strict();
+
+const remoteInference = z
+  .object({
+    endpointUrl: z.url().optional(),
+    provider: z.string().min(1).optional(),
+    /** Name of the environment variable holding the access token; never the token itself. */
+    accessTokenEnv: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const workerConfigSchema = z
+  .object({
+    broker: z
+      .object({
+        /** Used when AMQP_URL is unset. Put credentials in AMQP_URL, not in this file. */
+        url: z.string().regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' }),
+        connectionName: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ url: 'amqp://127.0.0.1:5672' }),
+    topology: z
+      .object({ prefix: name.default('warren'), queueType: z.enum(['quorum', 'classic']).default('quorum') })
+      .strict()
+      .default({ prefix: 'warren', queueType: 'quorum' }),
+    inference: z
+      .object({
+        use: z.enum(['local', 'remote']).default('local'),
+        local: localInference.default({ dtype: 'fp32', onTooLong: 'truncate' }),
+        remote: remoteInference.default({}),
+      })
+      .strict()
+      .default({ use: 'local', local: { dtype: 'fp32', onTooLong: 'truncate' }, remote: {} }),
+    handlers: z.array(handlerEntry).min(1),
+    shutdown: z
+      .object({ drainTimeoutMs: z.int().min(0).max(3_600_000).default(30_000) })
+      .strict()
+      .default({ drainTimeoutMs: 30_000 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type WorkerConfig = z.output<typeof workerConfigSchema>;
+export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
+
+/**
+ * Validates a parsed config. Relative paths (plugin modules, model folder, cache) are resolved
+ * against `baseDir`. Throws {@link ConfigError} naming each bad field, what was expected and
+ * what was found.
+ */
+export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
+  const parsed = workerConfigSchema.safeParse(value, { reportInput: true });
+  if (!parsed.success) {
+    throw new ConfigError(describeIssues(parsed.error, { root: 'config', showValues: true }));
+  }
+  const config = parsed.data;
+  for (const handler of config.handlers) {
+    if (handler.module.startsWith('.')) handler.module = resolve(baseDir, handler.module);
+  }
+  const { local } = config.inference;
+  if (local.modelPath !== undefined) local.modelPath = resolve(baseDir, local.modelPath);
+  if (local.cacheDir !== undefined) local.cacheDir = resolve(baseDir, local.cacheDir);
+  return config;
+}
+
+/** Reads and validates a JSON config file. */
+export async function loadConfig(path: string): Promise<WorkerConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf-8');
+  } catch (cause) {
+    throw new ConfigError(`config file ${path}: cannot be read (${errorText(cause)})`, { cause });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`config file ${path}: expected JSON, found ${errorText(cause)}`, { cause });
+  }
+  return parseConfig(value, dirname(resolve(path)));
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,48 @@
+import { parseArgs } from 'node:util';
+import { WarrenError } from '@warren/core';
+import { pino } from 'pino';
+import { loadConfig } from './config.ts';
+import { Worker } from './worker.ts';
+
+const USAGE = `Usage: warren-worker --config <file.json>
+
+Runs one consumer per handler plugin named in the config. Logs JSON lines to stdout.
+AMQP_URL, when set, overrides broker.url (put credentials there, not in the file).
+On SIGTERM or SIGINT: stops consuming, finishes started jobs, exits 0.`;
+
+/** Exit codes: 0 stopped cleanly, 1 a consumer failed, 2 bad usage or config. */
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.config === undefined) {
+    process.stderr.write(`warren-worker: --config is required\n\n${USAGE}\n`);
+    return 2;
+  }
+
+  const bootLogger = pino({ base: { service: 'warren-worker' } });
+  let worker: Worker;
+  try {
+    const config = await loadConfig(values.config);
+    const logger = pino({ base: { service: 'warren-worker' }, level: config.log.level });
+    worker = await Worker.start({ config, logger });
+  } catch (error) {
+    const code = error instanceof WarrenError ? error.code : 'UNEXPECTED';
+    bootLogger.fatal({ code, err: error }, 'worker failed to start');
+    process.stderr.write(`warren-worker: ${error instanceof Error ? error.message : String(error)}\n`);
+    return error instanceof WarrenError && error.code === 'WARREN_CONFIG_INVALID' ? 2 : 1;
+  }
+
+  const stop = () => void worker.stop();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const exit = await worker.exited;
+  return exit.ok ? 0 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,70 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@warren/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from '../src/config.ts';
+
+function configError(value: unknown): string {
+  try {
+    parseConfig(value, '/etc/warren');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('the worker config', () => {
+  it('fills defaults and resolves relative paths against the config file', () => {
+    const config = parseConfig(
+      { handlers: [{ module: './plugins/embed.ts' }], inference: { local: { modelPath: '../models' } } },
+      '/etc/warren',
+    );
+
+    expect(config.handlers[0]).toEqual({ module: '/etc/warren/plugins/embed.ts', prefetch: 16, concurrency: 1 });
+    expect(config.inference.local.modelPath).toBe('/etc/models');
+    expect(config.topology).toEqual({ prefix: 'warren', queueType: 'quorum' });
+    expect(config.shutdown.drainTimeoutMs).toBe(30_000);
+  });
+
+  it('names the field, what was expected and what was found', () => {
+    expect(configError({ handlers: [{ module: 'x', prefetch: 0 }] })).toBe(
+      'config.handlers[0].prefetch: expected at least 1, found 0',
+    );
+    expect(configError({ handlers: [{ module: 'x', prefetch: 'many' }] })).toBe(
+      'config.handlers[0].prefetch: expected number, found "many"',
+    );
+    expect(configError({})).toBe('config.handlers: expected array, found nothing');
+    expect(configError({ handlers: [{ module: 'x' }], inference: { use: 'cloud' } })).toBe(
+      'config.inference.use: expected one of "local", "remote", found "cloud"',
+    );
+  });
+
+  it('refuses fields it does not know, so a typo is not silently ignored', () => {
+    expect(configError({ handlers: [{ module: 'x', prefech: 4 }] })).toBe(
+      'config.handlers[0]: unexpected field prefech',
+    );
+  });
+
+  describe('read from a file', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'warren-config-'));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('reports a file that is not JSON with its path', async () => {
+      const path = join(dir, 'broken.json');
+      await writeFile(path, '{ handlers: [] ');
+
+      await expect(loadConfig(path)).rejects.toThrow(`config file ${path}: expected JSON, found`);
+    });
+
+    it('reports a missing file with its path', async () => {
+      await expect(loadConfig(join(dir, 'absent.json'))).rejects.toThrow(ConfigError);
+    });
+  });
+});

@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
+import { topologyFor } from '@warren/core';
+
+export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** A topology prefix no other test run uses. */
+export function uniquePrefix(): string {
+  return `test-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * A plain amqplib connection for what a test does beside Warren: publishing raw messages,
+ * reading queues, and deleting what the test declared.
+ */
+export class BrokerProbe {
+  private constructor(
+    readonly connection: ChannelModel,
+    readonly channel: Channel,
+  ) {}
+
+  static async open(): Promise<BrokerProbe> {
+    const connection = await connect(AMQP_URL);
+    return new BrokerProbe(connection, await connection.createChannel());
+  }
+
+  /** A server-named, exclusive reply queue and the messages that arrive in it. */
+  async replyQueue(): Promise<{ queue: string; messages: ConsumeMessage[] }> {
+    const { queue } = await this.channel.assertQueue('', { exclusive: true, autoDelete: true });
+    const messages: ConsumeMessage[] = [];
+    await this.channel.consume(queue, (message) => message && messages.push(message), { noAck: true });
+    return { queue, messages };
+  }
+
+  /** Collects every message that reaches a queue. */
+  async collect(queue: string): Promise<ConsumeMessage[]> {
+    const messages: ConsumeMessage[] = [];
+    await this.channel.consume(queue, (message) => message && messages.push(message), { noAck: true });
+    return messages;
+  }
+
+  async messageCount(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
+    const channel = await this.connection.createChannel();
+    try {
+      return await channel.checkQueue(queue);
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Deletes the queues and exchanges Warren declared for these model types under a prefix. */
+  async deleteTopology(prefix: string, modelTypes: string[]): Promise<void> {
+    const channel = await this.connection.createChannel();
+    for (const modelType of modelTypes) {
+      const topology = topologyFor(modelType, { prefix });
+      await channel.deleteQueue(topology.queue);
+      await channel.deleteQueue(topology.deadLetterQueue);
+    }
+    const topology = topologyFor('any', { prefix });
+    for (const exchange of [topology.jobsExchange, topology.deadLetterExchange, topology.resultsExchange]) {
+      await channel.deleteExchange(exchange);
+    }
+    await channel.close();
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+}
+
+/** Waits until `condition` holds, polling; fails with `what` after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
