@@ -17,7 +17,11 @@ export default defineHandler({
     .strict(),
 
   async setup({ inference, options }) {
-    await inference.featureExtraction({ model: options.model, inputs: ['warm up'], pooling: options.pooling });
+    await inference.featureExtraction({
+      model: options.model,
+      inputs: ['warm up'],
+      pooling: options.pooling,
+    });
   },
 
   async handle({ text }, { inference, options, signal }) {

@@ -36,7 +36,9 @@ async function main(argv: string[]): Promise<number> {
   const dataFile = values.data ?? (existsSync(DEFAULT_DATA) ? DEFAULT_DATA : undefined);
   const model = values.model ?? (existsSync(DEFAULT_MODEL) ? DEFAULT_MODEL : undefined);
   if (dataFile === undefined || model === undefined) {
-    console.error(`demo: pass --data and --model (no ../shared folder with defaults here)\n\n${USAGE}`);
+    console.error(
+      `demo: pass --data and --model (no ../shared folder with defaults here)\n\n${USAGE}`,
+    );
     return 2;
   }
   const amqpUrl = process.env.AMQP_URL ?? DEFAULT_URL;
@@ -47,7 +49,9 @@ async function main(argv: string[]): Promise<number> {
       model,
       amqpUrl,
       ...(values.limit === undefined ? {} : { limit: positiveInteger('--limit', values.limit) }),
-      ...(values.prefetch === undefined ? {} : { prefetch: positiveInteger('--prefetch', values.prefetch) }),
+      ...(values.prefetch === undefined
+        ? {}
+        : { prefetch: positiveInteger('--prefetch', values.prefetch) }),
       onProgress: showProgress,
     });
     process.stderr.write('\n');
@@ -88,7 +92,9 @@ function printReport(report: Awaited<ReturnType<typeof runDemo>>): void {
   console.log(`broker      ${report.broker}`);
   console.log(`model       ${report.model}`);
   console.log(`jobs        ${report.jobs} (${report.pairs} pairs)`);
-  console.log(`results     ${report.results} (duplicates ${report.duplicates}, dead-lettered ${report.dead_lettered})`);
+  console.log(
+    `results     ${report.results} (duplicates ${report.duplicates}, dead-lettered ${report.dead_lettered})`,
+  );
   console.log(`wall time   ${report.seconds} s`);
   console.log(`jobs/s      ${report.jobs_per_s}`);
   console.log(`pearson     ${report.pearson.toFixed(4)}`);

@@ -4,7 +4,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport, redactUrl } from '@warren/amqp';
 import { type Delivery, JobPublisher } from '@warren/core';
-import { Worker, parseConfig } from '@warren/worker';
+import { parseConfig, Worker } from '@warren/worker';
 import { type Logger, pino } from 'pino';
 import { cosine, pearson, readPairs, spearman } from './sts.ts';
 
@@ -74,7 +74,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       env: { AMQP_URL: options.amqpUrl },
     });
     const consumer = worker.consumers[0]!.consumer;
-    const collected = await collect(producer, texts, prefix, options, () => consumer.counts.deadLettered);
+    const collected = await collect(
+      producer,
+      texts,
+      prefix,
+      options,
+      () => consumer.counts.deadLettered,
+    );
     const cosines = pairs.map((_, i) =>
       cosine(collected.vectors.get(2 * i) ?? [], collected.vectors.get(2 * i + 1) ?? []),
     );
@@ -144,19 +150,23 @@ async function collect(
   let published = 0;
   let lastResultAt = Date.now();
 
-  const subscription = await producer.consume(replyQueue, { prefetch: 512 }, (delivery: Delivery) => {
-    producer.ack(delivery);
-    const index = indexOf.get(delivery.properties.correlationId ?? '');
-    if (index === undefined) return;
-    if (vectors.has(index)) {
-      duplicates += 1;
-      return;
-    }
-    const { embedding } = JSON.parse(delivery.body.toString('utf-8')) as { embedding: number[] };
-    vectors.set(index, embedding);
-    results += 1;
-    lastResultAt = Date.now();
-  });
+  const subscription = await producer.consume(
+    replyQueue,
+    { prefetch: 512 },
+    (delivery: Delivery) => {
+      producer.ack(delivery);
+      const index = indexOf.get(delivery.properties.correlationId ?? '');
+      if (index === undefined) return;
+      if (vectors.has(index)) {
+        duplicates += 1;
+        return;
+      }
+      const { embedding } = JSON.parse(delivery.body.toString('utf-8')) as { embedding: number[] };
+      vectors.set(index, embedding);
+      results += 1;
+      lastResultAt = Date.now();
+    },
+  );
 
   const startedAt = Date.now();
   const progress = () =>
@@ -175,7 +185,13 @@ async function collect(
       const messageId = randomUUID();
       indexOf.set(messageId, index);
       const publish = publisher
-        .publish({ modelType: MODEL_TYPE, tenant: 'demo', input: { text }, replyTo: replyQueue, messageId })
+        .publish({
+          modelType: MODEL_TYPE,
+          tenant: 'demo',
+          input: { text },
+          replyTo: replyQueue,
+          messageId,
+        })
         .then(() => {
           published += 1;
         });
@@ -188,7 +204,9 @@ async function collect(
     const stallLimit = options.stallTimeoutMs ?? 120_000;
     while (results + deadLettered() < texts.length) {
       if (Date.now() - lastResultAt > stallLimit) {
-        throw new Error(`no result for ${stallLimit / 1000} s: ${results} of ${texts.length} jobs done`);
+        throw new Error(
+          `no result for ${stallLimit / 1000} s: ${results} of ${texts.length} jobs done`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runDemo } from '../src/run-demo.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix } from '../../worker/test/support.ts';
+import { runDemo } from '../src/run-demo.ts';
 
 const SHARED = resolve(import.meta.dirname, '../../../../shared');
 

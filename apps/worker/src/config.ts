@@ -49,7 +49,10 @@ export const workerConfigSchema = z
       .strict()
       .default({ url: 'amqp://127.0.0.1:5672' }),
     topology: z
-      .object({ prefix: name.default('warren'), queueType: z.enum(['quorum', 'classic']).default('quorum') })
+      .object({
+        prefix: name.default('warren'),
+        queueType: z.enum(['quorum', 'classic']).default('quorum'),
+      })
       .strict()
       .default({ prefix: 'warren', queueType: 'quorum' }),
     inference: z
@@ -66,7 +69,11 @@ export const workerConfigSchema = z
       .strict()
       .default({ drainTimeoutMs: 30_000 }),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+      })
       .strict()
       .default({ level: 'info' }),
   })
@@ -107,7 +114,9 @@ export async function loadConfig(path: string): Promise<WorkerConfig> {
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    throw new ConfigError(`config file ${path}: expected JSON, found ${errorText(cause)}`, { cause });
+    throw new ConfigError(`config file ${path}: expected JSON, found ${errorText(cause)}`, {
+      cause,
+    });
   }
   return parseConfig(value, dirname(resolve(path)));
 }

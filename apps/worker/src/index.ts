@@ -1,6 +1,6 @@
-export { loadConfig, parseConfig, workerConfigSchema } from './config.ts';
 export type { WorkerConfig, WorkerConfigInput } from './config.ts';
-export { loadHandler } from './plugins.ts';
+export { loadConfig, parseConfig, workerConfigSchema } from './config.ts';
 export type { LoadedHandler } from './plugins.ts';
-export { Worker } from './worker.ts';
+export { loadHandler } from './plugins.ts';
 export type { WorkerExit, WorkerOptions } from './worker.ts';
+export { Worker } from './worker.ts';

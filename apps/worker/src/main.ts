@@ -34,7 +34,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const code = error instanceof WarrenError ? error.code : 'UNEXPECTED';
     bootLogger.fatal({ code, err: error }, 'worker failed to start');
-    process.stderr.write(`warren-worker: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `warren-worker: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     return error instanceof WarrenError && error.code === 'WARREN_CONFIG_INVALID' ? 2 : 1;
   }
 

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { ConfigError, type Handler, PluginError, describeIssues, isHandler } from '@warren/core';
+import { ConfigError, describeIssues, type Handler, isHandler, PluginError } from '@warren/core';
 
 /** A handler with its options validated, ready for a consumer. */
 export interface LoadedHandler {
@@ -11,16 +11,23 @@ export interface LoadedHandler {
  * Imports a plugin module and finds its handler: the default export, or an export named
  * `handler`, made with `defineHandler`.
  */
-export async function loadHandler(specifier: string, index: number, options: unknown): Promise<LoadedHandler> {
+export async function loadHandler(
+  specifier: string,
+  index: number,
+  options: unknown,
+): Promise<LoadedHandler> {
   const url = specifier.startsWith('/') ? pathToFileURL(specifier).href : specifier;
   let module: Record<string, unknown>;
   try {
     module = (await import(url)) as Record<string, unknown>;
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new PluginError(`config.handlers[${index}].module: cannot import ${specifier} (${detail})`, {
-      cause,
-    });
+    throw new PluginError(
+      `config.handlers[${index}].module: cannot import ${specifier} (${detail})`,
+      {
+        cause,
+      },
+    );
   }
 
   const handler = [module.default, module.handler].find(isHandler);

@@ -1,7 +1,7 @@
 import { AmqpTransport, redactUrl } from '@warren/amqp';
 import {
-  Consumer,
   ConfigError,
+  Consumer,
   type ConsumerExit,
   type InferenceClient,
   type Transport,
@@ -96,7 +96,11 @@ export class Worker {
         consumers.push({ handler: handler.name, consumer });
         await consumer.start();
         handlerLogger.info(
-          { modelType: handler.modelType, prefetch: entry.prefetch, queue: `${config.topology.prefix}.jobs.${handler.modelType}` },
+          {
+            modelType: handler.modelType,
+            prefetch: entry.prefetch,
+            queue: `${config.topology.prefix}.jobs.${handler.modelType}`,
+          },
           'consumer started',
         );
       }
@@ -133,7 +137,10 @@ export class Worker {
       timer = setTimeout(() => resolve('timeout'), limit);
     });
     const stopped = Promise.all(
-      this.consumers.map(async ({ handler, consumer }) => ({ handler, ...(await consumer.stop()) })),
+      this.consumers.map(async ({ handler, consumer }) => ({
+        handler,
+        ...(await consumer.stop()),
+      })),
     );
     const outcome = await Promise.race([stopped, timeout]);
     clearTimeout(timer);
@@ -176,7 +183,11 @@ async function loadHandlers(config: WorkerConfig): Promise<LoadedHandler[]> {
   return loaded;
 }
 
-function createTransport(config: WorkerConfig, env: WorkerOptions['env'] & object, logger: Logger): Transport {
+function createTransport(
+  config: WorkerConfig,
+  env: WorkerOptions['env'] & object,
+  logger: Logger,
+): Transport {
   const url = env.AMQP_URL ?? config.broker.url;
   logger.info({ broker: redactUrl(url) }, 'broker selected');
   return new AmqpTransport({
@@ -193,7 +204,8 @@ function createInference(
 ): InferenceClient {
   const { use, local, remote } = config.inference;
   if (use === 'remote') {
-    const accessToken = remote.accessTokenEnv === undefined ? undefined : env[remote.accessTokenEnv];
+    const accessToken =
+      remote.accessTokenEnv === undefined ? undefined : env[remote.accessTokenEnv];
     if (remote.accessTokenEnv !== undefined && accessToken === undefined) {
       throw new ConfigError(
         `config.inference.remote.accessTokenEnv: expected environment variable ${remote.accessTokenEnv} to be set, found it unset`,
@@ -211,7 +223,9 @@ function createInference(
     dtype: local.dtype,
     onTooLong: local.onTooLong,
     ...(local.modelPath === undefined ? {} : { localModelPath: local.modelPath }),
-    ...(local.allowRemoteModels === undefined ? {} : { allowRemoteModels: local.allowRemoteModels }),
+    ...(local.allowRemoteModels === undefined
+      ? {}
+      : { allowRemoteModels: local.allowRemoteModels }),
     ...(local.cacheDir === undefined ? {} : { cacheDir: local.cacheDir }),
     ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
   });

@@ -18,11 +18,18 @@ function configError(value: unknown): string {
 describe('the worker config', () => {
   it('fills defaults and resolves relative paths against the config file', () => {
     const config = parseConfig(
-      { handlers: [{ module: './plugins/embed.ts' }], inference: { local: { modelPath: '../models' } } },
+      {
+        handlers: [{ module: './plugins/embed.ts' }],
+        inference: { local: { modelPath: '../models' } },
+      },
       '/etc/warren',
     );
 
-    expect(config.handlers[0]).toEqual({ module: '/etc/warren/plugins/embed.ts', prefetch: 16, concurrency: 1 });
+    expect(config.handlers[0]).toEqual({
+      module: '/etc/warren/plugins/embed.ts',
+      prefetch: 16,
+      concurrency: 1,
+    });
     expect(config.inference.local.modelPath).toBe('/etc/models');
     expect(config.topology).toEqual({ prefix: 'warren', queueType: 'quorum' });
     expect(config.shutdown.drainTimeoutMs).toBe(30_000);

@@ -3,7 +3,7 @@ import { HEADERS } from '@warren/core';
 import type { ConsumeMessage, Options } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Worker, parseConfig } from '../src/index.ts';
+import { parseConfig, Worker } from '../src/index.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
@@ -13,7 +13,13 @@ function jobHeaders(extra: Record<string, unknown> = {}): Record<string, unknown
   return { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo', ...extra };
 }
 
-const cases: Array<{ name: string; body: Buffer; options: Options.Publish; reason: string; code: string }> = [
+const cases: Array<{
+  name: string;
+  body: Buffer;
+  options: Options.Publish;
+  reason: string;
+  code: string;
+}> = [
   {
     name: 'text that is not JSON',
     body: Buffer.from('{"a":"b}'),
@@ -66,7 +72,10 @@ const cases: Array<{ name: string; body: Buffer; options: Options.Publish; reaso
   {
     name: 'a deadline already passed',
     body: Buffer.from('{"text":"hi"}'),
-    options: { contentType: 'application/json', headers: jobHeaders({ [HEADERS.deadline]: Date.now() - 1_000 }) },
+    options: {
+      contentType: 'application/json',
+      headers: jobHeaders({ [HEADERS.deadline]: Date.now() - 1_000 }),
+    },
     reason: 'expired',
     code: 'WARREN_DEADLINE_EXCEEDED',
   },
@@ -82,7 +91,11 @@ describe('malformed and failing jobs', () => {
   beforeAll(async () => {
     probe = await BrokerProbe.open();
     const config = parseConfig(
-      { broker: { url: AMQP_URL }, topology: { prefix }, handlers: [{ module: ECHO, prefetch: 4 }] },
+      {
+        broker: { url: AMQP_URL },
+        topology: { prefix },
+        handlers: [{ module: ECHO, prefetch: 4 }],
+      },
       process.cwd(),
     );
     worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
@@ -91,7 +104,10 @@ describe('malformed and failing jobs', () => {
     results = reply.messages;
 
     for (const [index, { body, options }] of cases.entries()) {
-      probe.channel.publish(`${prefix}.jobs`, 'echo.public', body, { ...options, messageId: `bad-${index}` });
+      probe.channel.publish(`${prefix}.jobs`, 'echo.public', body, {
+        ...options,
+        messageId: `bad-${index}`,
+      });
     }
     probe.channel.publish(`${prefix}.jobs`, 'echo.public', Buffer.from('{"text":"still here"}'), {
       contentType: 'application/json',
@@ -99,7 +115,10 @@ describe('malformed and failing jobs', () => {
       replyTo: reply.queue,
       headers: jobHeaders(),
     });
-    await waitFor(() => deadLetters.length === cases.length && results.length === 1, 'dead letters and a result');
+    await waitFor(
+      () => deadLetters.length === cases.length && results.length === 1,
+      'dead letters and a result',
+    );
   });
 
   afterAll(async () => {

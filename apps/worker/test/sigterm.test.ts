@@ -11,7 +11,9 @@ const BIN = fileURLToPath(new URL('../bin/warren-worker.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const JOBS = 300;
 
-function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function exitOf(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
@@ -52,12 +54,17 @@ describe('warren-worker on SIGTERM', () => {
 
     const reply = await probe.replyQueue();
     for (let i = 0; i < JOBS; i += 1) {
-      probe.channel.publish(`${prefix}.jobs`, 'echo.public', Buffer.from(JSON.stringify({ text: `job ${i}`, sleepMs: 10 })), {
-        contentType: 'application/json',
-        messageId: `job-${i}`,
-        replyTo: reply.queue,
-        headers: { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo' },
-      });
+      probe.channel.publish(
+        `${prefix}.jobs`,
+        'echo.public',
+        Buffer.from(JSON.stringify({ text: `job ${i}`, sleepMs: 10 })),
+        {
+          contentType: 'application/json',
+          messageId: `job-${i}`,
+          replyTo: reply.queue,
+          headers: { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo' },
+        },
+      );
     }
     await waitFor(() => reply.messages.length >= 40, 'the first results');
     child.kill('SIGTERM');
@@ -72,8 +79,14 @@ describe('warren-worker on SIGTERM', () => {
     expect(answered.length, 'some jobs were left for the next worker').toBeLessThan(JOBS);
     expect(answered.length + messageCount, 'every job has a result or is still queued').toBe(JOBS);
 
-    const lines = stdout.join('').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    const last = lines.find((line) => line.msg === 'worker stopped') as { counts: { echo: { succeeded: number } } };
+    const lines = stdout
+      .join('')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const last = lines.find((line) => line.msg === 'worker stopped') as {
+      counts: { echo: { succeeded: number } };
+    };
     expect(last.counts.echo.succeeded, 'every computed result was published').toBe(answered.length);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 import { topologyFor } from '@warren/core';
+import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -28,14 +28,18 @@ export class BrokerProbe {
   async replyQueue(): Promise<{ queue: string; messages: ConsumeMessage[] }> {
     const { queue } = await this.channel.assertQueue('', { exclusive: true, autoDelete: true });
     const messages: ConsumeMessage[] = [];
-    await this.channel.consume(queue, (message) => message && messages.push(message), { noAck: true });
+    await this.channel.consume(queue, (message) => message && messages.push(message), {
+      noAck: true,
+    });
     return { queue, messages };
   }
 
   /** Collects every message that reaches a queue. */
   async collect(queue: string): Promise<ConsumeMessage[]> {
     const messages: ConsumeMessage[] = [];
-    await this.channel.consume(queue, (message) => message && messages.push(message), { noAck: true });
+    await this.channel.consume(queue, (message) => message && messages.push(message), {
+      noAck: true,
+    });
     return messages;
   }
 
@@ -57,7 +61,11 @@ export class BrokerProbe {
       await channel.deleteQueue(topology.deadLetterQueue);
     }
     const topology = topologyFor('any', { prefix });
-    for (const exchange of [topology.jobsExchange, topology.deadLetterExchange, topology.resultsExchange]) {
+    for (const exchange of [
+      topology.jobsExchange,
+      topology.deadLetterExchange,
+      topology.resultsExchange,
+    ]) {
       await channel.deleteExchange(exchange);
     }
     await channel.close();
@@ -69,10 +77,15 @@ export class BrokerProbe {
 }
 
 /** Waits until `condition` holds, polling; fails with `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

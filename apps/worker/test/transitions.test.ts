@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport } from '@warren/amqp';
-import { Consumer, JobPublisher, type TransitionEvent, isHandler } from '@warren/core';
+import { Consumer, isHandler, JobPublisher, type TransitionEvent } from '@warren/core';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
@@ -45,7 +45,10 @@ describe('the consumer actor', () => {
       replyTo: reply.queue,
     });
     await waitFor(() => reply.messages.length === 1, 'the result');
-    await waitFor(() => transitions.some((t) => t.actor === 'job' && t.to === 'done'), 'the job to finish');
+    await waitFor(
+      () => transitions.some((t) => t.actor === 'job' && t.to === 'done'),
+      'the job to finish',
+    );
     await consumer.stop();
 
     const job = transitions.filter((t) => t.actor === 'job');

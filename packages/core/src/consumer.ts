@@ -56,7 +56,8 @@ export interface ConsumerExit {
 export class Consumer {
   readonly #actor: Actor<typeof consumerMachine>;
   readonly #listeners = new Set<TransitionListener>();
-  readonly #states = new Map<string, string>();
+  /** The last state seen per actor; weak, so finished job actors are not kept alive. */
+  readonly #states = new WeakMap<object, string>();
   readonly #logger: Logger;
   readonly #exit: Promise<ConsumerExit>;
 
@@ -158,9 +159,9 @@ export class Consumer {
 
     const key = event.actorRef.sessionId;
     const to = stateName(snapshot.value);
-    const from = this.#states.get(key);
+    const from = this.#states.get(event.actorRef);
     if (from === to) return;
-    this.#states.set(key, to);
+    this.#states.set(event.actorRef, to);
 
     const isJob = key !== event.rootId && snapshot.context?.items !== undefined;
     const transition: TransitionEvent = {
@@ -178,7 +179,6 @@ export class Consumer {
     }
     if (this.#logger.isLevelEnabled('debug')) this.#logger.debug(transition, 'actor transitioned');
     for (const listener of this.#listeners) listener(transition);
-    if (to === 'done' || to === 'failed' || to === 'stopped') this.#states.delete(key);
   }
 }
 

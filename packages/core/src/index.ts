@@ -66,5 +66,5 @@ export type {
   Subscription,
   Transport,
 } from './transport.ts';
-export { describeIssues } from './validation.ts';
 export type { DescribeOptions } from './validation.ts';
+export { describeIssues } from './validation.ts';

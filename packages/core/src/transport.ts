@@ -80,6 +80,11 @@ export interface Transport {
   connect(): Promise<void>;
   /** Declares exchanges, queues and bindings; idempotent. */
   declare(topology: QueueTopology): Promise<void>;
+  /**
+   * Declares a server-named queue that lives as long as this connection, for results addressed
+   * to this client through `replyTo`; resolves to its name.
+   */
+  declareReplyQueue(): Promise<string>;
   consume(
     queue: string,
     options: ConsumeOptions,

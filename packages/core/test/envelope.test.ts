@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import type { Delivery } from '../src/index.ts';
 import {
-  HEADERS,
-  MalformedMessageError,
-  SchemaViolationError,
   deadLetterProperties,
   decodeEnvelope,
   decodeJsonBody,
   encodeJob,
+  HEADERS,
+  MalformedMessageError,
+  SchemaViolationError,
 } from '../src/index.ts';
-import type { Delivery } from '../src/index.ts';
 
 function malformedReason(run: () => unknown): string {
   try {
@@ -30,7 +30,10 @@ describe('the job envelope', () => {
       deadline: 1_764_860_000_123,
       messageId: 'job-1',
       replyTo: 'amq.gen-reply',
-      trace: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', baggage: 'tenant=acme' },
+      trace: {
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        baggage: 'tenant=acme',
+      },
       input: { text: 'héllo' },
       now: () => 1_764_859_000_000,
     });
@@ -46,7 +49,10 @@ describe('the job envelope', () => {
       attempt: 1,
       modelType: 'sentence-embedding',
       contentType: 'application/json',
-      trace: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', baggage: 'tenant=acme' },
+      trace: {
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        baggage: 'tenant=acme',
+      },
       replyTo: 'amq.gen-reply',
       createdAt: 1_764_859_000_000,
     });
@@ -68,23 +74,38 @@ describe('the job envelope', () => {
   it('accepts a deadline sent as a decimal string by producers that cannot send longs', () => {
     const envelope = decodeEnvelope({
       messageId: 'm',
-      headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x', [HEADERS.deadline]: '1764860000123' },
+      headers: {
+        [HEADERS.tenant]: 't',
+        [HEADERS.modelType]: 'x',
+        [HEADERS.deadline]: '1764860000123',
+      },
     });
 
     expect(envelope.deadline).toBe(1_764_860_000_123);
   });
 
   it.each([
-    ['a missing message id', { headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x' } }, 'message_id'],
+    [
+      'a missing message id',
+      { headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x' } },
+      'message_id',
+    ],
     ['a missing tenant', { messageId: 'm', headers: { [HEADERS.modelType]: 'x' } }, HEADERS.tenant],
     [
       'a deadline that is not an integer',
-      { messageId: 'm', headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x', [HEADERS.deadline]: 'soon' } },
+      {
+        messageId: 'm',
+        headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x', [HEADERS.deadline]: 'soon' },
+      },
       HEADERS.deadline,
     ],
     [
       'a priority above 9',
-      { messageId: 'm', priority: 12, headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x' } },
+      {
+        messageId: 'm',
+        priority: 12,
+        headers: { [HEADERS.tenant]: 't', [HEADERS.modelType]: 'x' },
+      },
       'priority',
     ],
     [
@@ -102,10 +123,20 @@ describe('decoding a JSON body', () => {
   it.each([
     ['text that is not JSON', Buffer.from('{"a":"b}'), 'application/json', 'not-json'],
     ['an empty body', Buffer.alloc(0), 'application/json', 'empty-body'],
-    ['bytes that are not UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'application/json', 'not-utf8'],
+    [
+      'bytes that are not UTF-8',
+      Buffer.from([0x7b, 0xff, 0xfe, 0x7d]),
+      'application/json',
+      'not-utf8',
+    ],
     ['a content type other than JSON', Buffer.from('{}'), 'text/plain', 'unsupported-content-type'],
     ['a missing content type', Buffer.from('{}'), '', 'unsupported-content-type'],
-    ['a charset other than UTF-8', Buffer.from('{}'), 'application/json; charset=latin1', 'unsupported-content-type'],
+    [
+      'a charset other than UTF-8',
+      Buffer.from('{}'),
+      'application/json; charset=latin1',
+      'unsupported-content-type',
+    ],
   ])('refuses %s with its own reason', (_, body, contentType, reason) => {
     expect(malformedReason(() => decodeJsonBody(body, contentType))).toBe(reason);
   });

@@ -5,8 +5,10 @@ import { ERROR_CODES, WarrenError } from '../src/index.ts';
 
 const docs = readFileSync(new URL('../../../docs/error-codes.md', import.meta.url), 'utf-8');
 
-const errorClasses = Object.values(core).filter(
-  (value): value is new (...args: never[]) => WarrenError =>
+type ErrorClass = (new (...args: never[]) => WarrenError) & { name: string };
+
+const errorClasses: ErrorClass[] = Object.values(core as Record<string, unknown>).filter(
+  (value): value is ErrorClass =>
     typeof value === 'function' && value.prototype instanceof WarrenError,
 );
 

@@ -32,6 +32,8 @@ describe('describing validation issues', () => {
   });
 
   it('says a missing field was found as nothing', () => {
-    expect(describe_({ items: [], mode: 'a' }, true)).toBe('input.text: expected string, found nothing');
+    expect(describe_({ items: [], mode: 'a' }, true)).toBe(
+      'input.text: expected string, found nothing',
+    );
   });
 });

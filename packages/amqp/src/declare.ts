@@ -1,0 +1,80 @@
+import type { QueueTopology } from '@warren/core';
+import type { Channel, ChannelModel } from 'amqplib';
+import { describeCause, replyCodeOf } from './cause.ts';
+
+/** AMQP's reply code when a declaration does not match what the broker already has. */
+const PRECONDITION_FAILED = 406;
+
+/**
+ * Declares a model type's exchanges, queues and bindings; declaring the same topology again
+ * changes nothing. Runs on a channel of its own because the broker closes the channel of a
+ * declaration that contradicts an existing entity, and that must not take the publish channel
+ * down with it.
+ */
+export async function declareTopology(
+  connection: ChannelModel,
+  topology: QueueTopology,
+): Promise<void> {
+  const channel = await connection.createChannel();
+  // The failed declaration's promise carries the reason; the event would otherwise be unhandled.
+  channel.on('error', () => {});
+
+  try {
+    await declareExchange(channel, topology.jobsExchange, 'topic');
+    await declareExchange(channel, topology.deadLetterExchange, 'direct');
+    await declareExchange(channel, topology.resultsExchange, 'topic');
+    await declareQueues(channel, topology);
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+async function declareQueues(channel: Channel, topology: QueueTopology): Promise<void> {
+  const queueType = topology.queueType;
+  await declareQueue(channel, topology.queue, {
+    'x-queue-type': queueType,
+    // A nack without requeue then lands in the dead-letter queue below.
+    'x-dead-letter-exchange': topology.deadLetterExchange,
+    'x-dead-letter-routing-key': topology.deadLetterRoutingKey,
+  });
+  for (const pattern of topology.bindings) {
+    await channel.bindQueue(topology.queue, topology.jobsExchange, pattern);
+  }
+
+  await declareQueue(channel, topology.deadLetterQueue, { 'x-queue-type': queueType });
+  await channel.bindQueue(
+    topology.deadLetterQueue,
+    topology.deadLetterExchange,
+    topology.deadLetterRoutingKey,
+  );
+}
+
+async function declareExchange(channel: Channel, name: string, type: string): Promise<void> {
+  try {
+    await channel.assertExchange(name, type, { durable: true });
+  } catch (cause) {
+    throw declarationError(`exchange "${name}"`, `durable, type ${type}`, cause);
+  }
+}
+
+async function declareQueue(
+  channel: Channel,
+  name: string,
+  args: Record<string, string>,
+): Promise<void> {
+  try {
+    await channel.assertQueue(name, { durable: true, arguments: args });
+  } catch (cause) {
+    const expected = Object.entries(args).map(([key, value]) => `${key} ${value}`);
+    throw declarationError(`queue "${name}"`, ['durable', ...expected].join(', '), cause);
+  }
+}
+
+function declarationError(entity: string, expected: string, cause: unknown): Error {
+  const message =
+    replyCodeOf(cause) === PRECONDITION_FAILED
+      ? `${entity} already exists with other arguments than Warren declares (${expected}); ` +
+        `delete it or align it: ${describeCause(cause)}`
+      : `declaring ${entity} failed: ${describeCause(cause)}`;
+  return new Error(message, { cause });
+}

@@ -1,0 +1,20 @@
+/**
+ * The part of a pino `Logger` the transport writes to: a fields object first, then a fixed
+ * message. Any pino logger fits; so does a test double.
+ */
+export interface TransportLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+function discard(): void {}
+
+/** The default logger: writes nothing. */
+export const silentLogger: TransportLogger = {
+  debug: discard,
+  info: discard,
+  warn: discard,
+  error: discard,
+};

@@ -1,0 +1,45 @@
+const PROTOCOLS = new Set(['amqp:', 'amqps:']);
+
+/** What {@link redactUrl} returns for a string it cannot read as an AMQP URL. */
+const UNREADABLE = 'amqp://<unreadable url>';
+
+/**
+ * An AMQP URL fit for logs and error messages: scheme, host, port and vhost, without the user,
+ * the password or the query (whose parameters some tools use for key files and passwords).
+ *
+ * @example
+ * redactUrl('amqp://warren:s3cret@rabbit:5672/jobs'); // 'amqp://rabbit:5672/jobs'
+ */
+export function redactUrl(url: string): string {
+  const parsed = parseAmqpUrl(url);
+  if (parsed === undefined) return UNREADABLE;
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
+/** What is wrong with `url` as an AMQP URL, in words that never repeat its credentials. */
+export function amqpUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'text that is not a URL';
+  }
+  if (!PROTOCOLS.has(parsed.protocol)) return `the scheme ${JSON.stringify(parsed.protocol)}`;
+  if (parsed.hostname === '') return 'no host';
+  return undefined;
+}
+
+function parseAmqpUrl(url: string): URL | undefined {
+  return amqpUrlProblem(url) === undefined ? new URL(url) : undefined;
+}
+
+/**
+ * The URL amqplib should dial. amqplib reads the heartbeat only from the query of a string URL,
+ * so a heartbeat given as an option travels there.
+ */
+export function dialUrl(url: string, heartbeatSeconds: number | undefined): string {
+  if (heartbeatSeconds === undefined) return url;
+  const dial = new URL(url);
+  dial.searchParams.set('heartbeat', String(heartbeatSeconds));
+  return dial.href;
+}

@@ -1,0 +1,82 @@
+import { type DataType, pipeline, Tensor } from '@huggingface/transformers';
+import type {
+  BatchEncodingView,
+  ModelConfigView,
+  PipelineTask,
+  TensorView,
+  TextPipeline,
+} from './text-pipeline.ts';
+
+/** Options passed to a {@link PipelineLoader}. */
+export interface PipelineLoadOptions {
+  dtype: DataType;
+}
+
+/**
+ * Loads one model for one task. The default wraps transformers.js's `pipeline()`; tests inject
+ * their own (for instance one that counts calls and then delegates to the default).
+ */
+export type PipelineLoader = (
+  task: PipelineTask,
+  model: string,
+  options: PipelineLoadOptions,
+) => Promise<TextPipeline>;
+
+/**
+ * Load `model` for `task` with transformers.js. It reads the process-global `env` at the time of
+ * the call, so callers must set that first (see `pipeline-cache.ts`).
+ */
+export const loadWithTransformers: PipelineLoader = async (task, model, { dtype }) => {
+  const loaded = await pipeline(task, model, { dtype });
+  const { tokenizer } = loaded;
+  const transformersModel = loaded.model;
+
+  return {
+    tokenizer: {
+      encodeBatch: (texts, options) => {
+        const { input_ids, attention_mask } = tokenizer(texts, options);
+        return { input_ids, attention_mask };
+      },
+      countTokens: (text) => tokenizer(text, { return_tensor: false }).input_ids.length,
+      get modelMaxLength(): number {
+        const limit: unknown = tokenizer.model_max_length;
+        return typeof limit === 'number' ? limit : Number.POSITIVE_INFINITY;
+      },
+    },
+    model: {
+      run: async (inputs: BatchEncodingView) => tensorsOf(await transformersModel(inputs)),
+      config: readConfig(transformersModel.config),
+    },
+  };
+};
+
+/** The model's named outputs that are numeric tensors (transformers.js types them as `any`). */
+function tensorsOf(outputs: unknown): Record<string, TensorView> {
+  const tensors: Record<string, TensorView> = {};
+  if (typeof outputs !== 'object' || outputs === null) return tensors;
+
+  for (const [name, value] of Object.entries(outputs)) {
+    if (!(value instanceof Tensor)) continue;
+    const { data } = value;
+    if (!Array.isArray(data)) tensors[name] = { dims: value.dims, data };
+  }
+  return tensors;
+}
+
+/** The config fields used here, checked at run time: transformers.js types only a few of them. */
+function readConfig(config: object): ModelConfigView {
+  const id2label: unknown = Reflect.get(config, 'id2label');
+  const problemType: unknown = Reflect.get(config, 'problem_type');
+  const maxPositions: unknown = Reflect.get(config, 'max_position_embeddings');
+
+  return {
+    ...(isStringRecord(id2label) ? { id2label } : {}),
+    ...(typeof problemType === 'string' ? { problem_type: problemType } : {}),
+    ...(typeof maxPositions === 'number' ? { max_position_embeddings: maxPositions } : {}),
+  };
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.values(value).every((entry) => typeof entry === 'string');
+}

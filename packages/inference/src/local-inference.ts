@@ -1,0 +1,210 @@
+import type { DataType } from '@huggingface/transformers';
+import {
+  type ClassificationLabel,
+  ConfigError,
+  type FeatureExtractionRequest,
+  type InferenceClient,
+  InferenceError,
+  InputTooLongError,
+  type TextClassificationRequest,
+  WarrenError,
+} from '@warren/core';
+import { loadWithTransformers, type PipelineLoader } from './default-loader.ts';
+import { logitRows, topLabels } from './labels.ts';
+import { type InferenceLogger, silentLogger } from './logger.ts';
+import { loadPipeline, type ModelSource } from './pipeline-cache.ts';
+import type { PipelineTask, TensorView, TextPipeline } from './text-pipeline.ts';
+import { normalizeVector, poolVectors } from './vectors.ts';
+
+/** What to do with an input longer than the model's token limit. */
+export type TooLongPolicy = 'truncate' | 'refuse';
+
+/** Options of {@link LocalInference}. */
+export interface LocalInferenceOptions {
+  /** Folder with one sub-folder per model; a request's `model` names the sub-folder. */
+  localModelPath?: string;
+  /**
+   * Whether a model missing locally may be fetched from the Hugging Face hub by its id. Default:
+   * `false` when `localModelPath` is set, `true` otherwise.
+   */
+  allowRemoteModels?: boolean;
+  /** Where models fetched from the hub are cached; transformers.js's default otherwise. */
+  cacheDir?: string;
+  /** Weights to load: `fp32` (default) reads `onnx/model.onnx`, `q8` `onnx/model_quantized.onnx`. */
+  dtype?: DataType;
+  /** `truncate` (default) cuts long inputs at the limit; `refuse` rejects them unrun. */
+  onTooLong?: TooLongPolicy;
+  /**
+   * Token limit per input. Default, and never more than: the tokenizer's `model_max_length`, or
+   * the model's `max_position_embeddings` when the tokenizer names no limit.
+   */
+  maxInputTokens?: number;
+  logger?: InferenceLogger;
+  /** Loads a model; defaults to transformers.js's `pipeline()`. Tests inject their own. */
+  loader?: PipelineLoader;
+}
+
+/**
+ * Runs models in this process with transformers.js and ONNX Runtime.
+ *
+ * Each model is loaded once per process (per task, dtype and source), on first use or by
+ * {@link LocalInference.load}, and shared by every instance. ONNX runs cannot be interrupted:
+ * an abort signal is honoured before loading and before running, not during a run.
+ */
+export class LocalInference implements InferenceClient {
+  readonly #source: ModelSource;
+  readonly #onTooLong: TooLongPolicy;
+  readonly #maxInputTokens: number | undefined;
+  readonly #logger: InferenceLogger;
+  readonly #loader: PipelineLoader;
+
+  constructor(options: LocalInferenceOptions = {}) {
+    const { localModelPath, cacheDir, maxInputTokens } = options;
+    const allowRemoteModels = options.allowRemoteModels ?? localModelPath === undefined;
+    if (localModelPath === undefined && !allowRemoteModels) {
+      throw new ConfigError(
+        'LocalInference needs a localModelPath when allowRemoteModels is false',
+      );
+    }
+    if (maxInputTokens !== undefined && !(Number.isInteger(maxInputTokens) && maxInputTokens > 0)) {
+      throw new ConfigError(
+        `LocalInference maxInputTokens: expected a whole number above 0, got ${maxInputTokens}`,
+      );
+    }
+
+    this.#source = {
+      ...(localModelPath !== undefined ? { localModelPath } : {}),
+      ...(cacheDir !== undefined ? { cacheDir } : {}),
+      allowRemoteModels,
+      dtype: options.dtype ?? 'fp32',
+    };
+    this.#onTooLong = options.onTooLong ?? 'truncate';
+    this.#maxInputTokens = maxInputTokens;
+    this.#logger = options.logger ?? silentLogger;
+    this.#loader = options.loader ?? loadWithTransformers;
+  }
+
+  /**
+   * Load `model` for `task` now, so that a worker can fail before it starts consuming rather than
+   * on its first message. Rejects with a `ModelLoadError`.
+   */
+  async load(task: PipelineTask, model: string): Promise<void> {
+    await this.#pipeline(task, model);
+  }
+
+  /**
+   * One vector per input, in order. Empty `inputs` resolve to `[]` without loading the model.
+   * `pooling` defaults to `mean`; use `cls` for models that return one vector per input.
+   */
+  async featureExtraction(request: FeatureExtractionRequest): Promise<number[][]> {
+    const { model, inputs, pooling = 'mean', normalize = false, signal } = request;
+    if (inputs.length === 0) return [];
+
+    const { outputs, attentionMask } = await this.#run('feature-extraction', model, inputs, signal);
+
+    return orInferenceError(model, () => {
+      const hidden = outputs.last_hidden_state ?? outputs.logits ?? outputs.token_embeddings;
+      if (!hidden) throw new Error('the model returned no hidden states');
+      const vectors = poolVectors(hidden, attentionMask, pooling);
+      return normalize ? vectors.map(normalizeVector) : vectors;
+    });
+  }
+
+  /**
+   * The `topK` (default 1) best labels per input, best first, in the order of the inputs. Scores
+   * are a softmax across labels, or a sigmoid per label for multi-label models. Empty `inputs`
+   * resolve to `[]` without loading the model.
+   */
+  async textClassification(request: TextClassificationRequest): Promise<ClassificationLabel[][]> {
+    const { model, inputs, topK = 1, signal } = request;
+    if (!Number.isInteger(topK) || topK < 1) {
+      throw new InferenceError(`topK must be a whole number of at least 1, got ${topK}`);
+    }
+    if (inputs.length === 0) return [];
+
+    const { pipeline, outputs } = await this.#run('text-classification', model, inputs, signal);
+
+    return orInferenceError(model, () => {
+      if (!outputs.logits) throw new Error('the model returned no logits');
+      const { id2label, problem_type } = pipeline.model.config;
+      const scoring = problem_type === 'multi_label_classification' ? 'sigmoid' : 'softmax';
+      const rows = logitRows(outputs.logits.data, outputs.logits.dims);
+      return rows.map((row) => topLabels(row, scoring, topK, id2label));
+    });
+  }
+
+  #pipeline(task: PipelineTask, model: string): Promise<TextPipeline> {
+    return loadPipeline(this.#loader, task, model, this.#source, this.#logger);
+  }
+
+  /** Load, check lengths, tokenise and run once over all inputs. */
+  async #run(
+    task: PipelineTask,
+    model: string,
+    inputs: string[],
+    signal: AbortSignal | undefined,
+  ): Promise<ModelRun> {
+    signal?.throwIfAborted();
+    const pipeline = await this.#pipeline(task, model);
+    const limit = this.#tokenLimit(pipeline);
+
+    const encoded = orInferenceError(model, () => {
+      if (this.#onTooLong === 'refuse') refuseTooLong(pipeline, model, inputs, limit);
+      return pipeline.tokenizer.encodeBatch(inputs, {
+        padding: true,
+        truncation: true,
+        max_length: limit,
+      });
+    });
+    signal?.throwIfAborted();
+
+    try {
+      const outputs = await pipeline.model.run(encoded);
+      return { pipeline, outputs, attentionMask: encoded.attention_mask };
+    } catch (error) {
+      throw asWarrenError(model, error);
+    }
+  }
+
+  #tokenLimit(pipeline: TextPipeline): number {
+    const fromTokenizer = pipeline.tokenizer.modelMaxLength;
+    const modelLimit = Number.isFinite(fromTokenizer)
+      ? fromTokenizer
+      : (pipeline.model.config.max_position_embeddings ?? Number.POSITIVE_INFINITY);
+    return Math.min(this.#maxInputTokens ?? modelLimit, modelLimit);
+  }
+}
+
+/** A loaded pipeline, what its model returned, and the attention mask of the batch. */
+interface ModelRun {
+  pipeline: TextPipeline;
+  outputs: Readonly<Record<string, TensorView>>;
+  attentionMask: TensorView;
+}
+
+/** `work()`, with anything it throws that is not a Warren error wrapped in InferenceError. */
+function orInferenceError<T>(model: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    throw asWarrenError(model, error);
+  }
+}
+
+function asWarrenError(model: string, error: unknown): WarrenError {
+  if (error instanceof WarrenError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new InferenceError(`Model "${model}" failed: ${reason}`, { cause: error });
+}
+
+/** Throw {@link InputTooLongError} for the first input over `limit` tokens. */
+function refuseTooLong(pipeline: TextPipeline, model: string, inputs: string[], limit: number) {
+  for (const [index, input] of inputs.entries()) {
+    const tokens = pipeline.tokenizer.countTokens(input);
+    if (tokens > limit) {
+      throw new InputTooLongError(
+        `Input ${index} is ${tokens} tokens long; model "${model}" accepts at most ${limit}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { type DataType, env } from '@huggingface/transformers';
+import { ModelLoadError } from '@warren/core';
+import type { PipelineLoader } from './default-loader.ts';
+import type { InferenceLogger } from './logger.ts';
+import type { PipelineTask, TextPipeline } from './text-pipeline.ts';
+
+/** Where and how a model is loaded from; part of the cache key. */
+export interface ModelSource {
+  /** Folder holding one sub-folder per model; local loading is off without it. */
+  localModelPath?: string;
+  allowRemoteModels: boolean;
+  cacheDir?: string;
+  dtype: DataType;
+}
+
+/** What transformers.js's `env` held when this module was first imported. */
+const envDefaults = { localModelPath: env.localModelPath, cacheDir: env.cacheDir };
+
+/**
+ * Loads in flight or done, per loader, keyed by task, model, dtype and source. Module-level on
+ * purpose: a process loads each model once, however many clients ask for it. Keyed per loader so
+ * an injected test loader starts from an empty cache.
+ */
+const caches = new WeakMap<PipelineLoader, Map<string, Promise<TextPipeline>>>();
+
+/** The tail of the chain of loads; each waits for the one before it. */
+let loadQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * The pipeline for `task` and `model`, loaded at most once per process and source. Concurrent
+ * first callers share one load. A failed load is evicted, so a later call tries again, and
+ * rejects with a {@link ModelLoadError} naming the model and the cause.
+ */
+export function loadPipeline(
+  loader: PipelineLoader,
+  task: PipelineTask,
+  model: string,
+  source: ModelSource,
+  logger: InferenceLogger,
+): Promise<TextPipeline> {
+  const cache = cacheFor(loader);
+  const key = JSON.stringify([
+    task,
+    model,
+    source.dtype,
+    source.localModelPath ?? null,
+    source.allowRemoteModels,
+    source.cacheDir ?? null,
+  ]);
+  const cached = cache.get(key);
+  if (cached) return cached;
+
+  const loading = serialised(() => loadNow(loader, task, model, source, logger));
+  cache.set(key, loading);
+  loading.catch(() => {
+    if (cache.get(key) === loading) cache.delete(key);
+  });
+  return loading;
+}
+
+async function loadNow(
+  loader: PipelineLoader,
+  task: PipelineTask,
+  model: string,
+  source: ModelSource,
+  logger: InferenceLogger,
+): Promise<TextPipeline> {
+  const fields = { task, model, dtype: source.dtype, from: describeSource(source) };
+  const started = performance.now();
+  logger.debug(fields, 'model loading');
+
+  try {
+    applyEnv(source);
+    const loaded = await loader(task, model, { dtype: source.dtype });
+    logger.info({ ...fields, ms: Math.round(performance.now() - started) }, 'model loaded');
+    return loaded;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    logger.warn({ ...fields, reason }, 'model load failed');
+    throw new ModelLoadError(
+      `Could not load model "${model}" for ${task} from ${describeSource(source)}: ${reason}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * transformers.js reads its settings from one process-global `env` while it loads, so the
+ * settings of this load are written just before it and loads run one at a time: two clients
+ * with different settings cannot interleave.
+ */
+function applyEnv(source: ModelSource): void {
+  env.allowLocalModels = source.localModelPath !== undefined;
+  env.localModelPath = source.localModelPath ?? envDefaults.localModelPath;
+  env.allowRemoteModels = source.allowRemoteModels;
+  env.cacheDir = source.cacheDir ?? envDefaults.cacheDir;
+}
+
+function serialised<T>(work: () => Promise<T>): Promise<T> {
+  const run = loadQueue.then(work);
+  loadQueue = run.catch(() => undefined);
+  return run;
+}
+
+function cacheFor(loader: PipelineLoader): Map<string, Promise<TextPipeline>> {
+  let cache = caches.get(loader);
+  if (!cache) {
+    cache = new Map();
+    caches.set(loader, cache);
+  }
+  return cache;
+}
+
+function describeSource(source: ModelSource): string {
+  const local = source.localModelPath ?? 'no local folder';
+  return source.allowRemoteModels ? `${local} or the hub` : local;
+}

@@ -1,0 +1,139 @@
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigError, type FeatureExtractionRequest, ModelLoadError } from '@warren/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalInference, loadWithTransformers, type PipelineLoader } from '../src/index.ts';
+import { modelsDir } from './fixtures/shared-assets.ts';
+
+/** A loader that counts its calls and then loads for real with transformers.js. */
+function countingLoader(): { loader: PipelineLoader; calls: () => number } {
+  let calls = 0;
+  const loader: PipelineLoader = (task, model, options) => {
+    calls++;
+    return loadWithTransformers(task, model, options);
+  };
+  return { loader, calls: () => calls };
+}
+
+describe('LocalInference model loading', () => {
+  let scratch: string;
+
+  beforeEach(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), 'warren-models-'));
+  });
+
+  afterEach(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('loads a model once for five concurrent first callers', async () => {
+    const { loader, calls } = countingLoader();
+    const client = new LocalInference({
+      localModelPath: modelsDir,
+      allowRemoteModels: false,
+      loader,
+    });
+    const request: FeatureExtractionRequest = {
+      model: 'use-lite-en',
+      inputs: ['same text'],
+      pooling: 'cls',
+    };
+
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => client.featureExtraction(request)),
+    );
+
+    expect(calls()).toBe(1);
+    for (const result of results) expect(result).toEqual(results[0]);
+  });
+
+  it('shares the loaded model between clients with the same settings', async () => {
+    const { loader, calls } = countingLoader();
+    const first = new LocalInference({
+      localModelPath: modelsDir,
+      allowRemoteModels: false,
+      loader,
+    });
+    const second = new LocalInference({
+      localModelPath: modelsDir,
+      allowRemoteModels: false,
+      loader,
+    });
+
+    await first.load('feature-extraction', 'use-lite-en');
+    await second.featureExtraction({ model: 'use-lite-en', inputs: ['x'], pooling: 'cls' });
+
+    expect(calls()).toBe(1);
+  });
+
+  it('rejects with ModelLoadError naming the model when its folder is missing', async () => {
+    const client = new LocalInference({ localModelPath: scratch, allowRemoteModels: false });
+
+    const call = client.featureExtraction({ model: 'not-here', inputs: ['x'] });
+
+    await expect(call).rejects.toBeInstanceOf(ModelLoadError);
+    await expect(call).rejects.toThrow(/Could not load model "not-here" for feature-extraction/);
+    await expect(call).rejects.toMatchObject({ code: 'WARREN_MODEL_LOAD_FAILED' });
+  });
+
+  it('does not cache a failed load: the next call loads once the folder exists', async () => {
+    const { loader, calls } = countingLoader();
+    const client = new LocalInference({
+      localModelPath: scratch,
+      allowRemoteModels: false,
+      loader,
+    });
+
+    await expect(client.load('feature-extraction', 'late-model')).rejects.toThrow(ModelLoadError);
+    await symlink(path.join(modelsDir, 'use-lite-en'), path.join(scratch, 'late-model'));
+    const vectors = await client.featureExtraction({
+      model: 'late-model',
+      inputs: ['x'],
+      pooling: 'cls',
+    });
+
+    expect(calls()).toBe(2);
+    expect(vectors[0]).toHaveLength(512);
+  });
+
+  it('keeps the settings of two clients apart when they load at the same time', async () => {
+    await symlink(path.join(modelsDir, 'use-lite-en'), path.join(scratch, 'only-here'));
+    const { loader } = countingLoader();
+    const shared = new LocalInference({
+      localModelPath: modelsDir,
+      allowRemoteModels: false,
+      loader,
+    });
+    const own = new LocalInference({ localModelPath: scratch, allowRemoteModels: false, loader });
+
+    const [fromShared, fromOwn, missing] = await Promise.allSettled([
+      shared.load('feature-extraction', 'use-lite-en'),
+      own.load('feature-extraction', 'only-here'),
+      own.load('feature-extraction', 'use-lite-en'),
+    ]);
+
+    expect(fromShared.status).toBe('fulfilled');
+    expect(fromOwn.status).toBe('fulfilled');
+    expect(missing.status).toBe('rejected');
+  });
+
+  it('refuses a config that allows neither local nor remote models', () => {
+    expect(() => new LocalInference({ allowRemoteModels: false })).toThrow(ConfigError);
+  });
+
+  it('never starts a load for an already-aborted request', async () => {
+    const { loader, calls } = countingLoader();
+    const client = new LocalInference({
+      localModelPath: modelsDir,
+      allowRemoteModels: false,
+      loader,
+    });
+    const signal = AbortSignal.abort(new Error('gave up'));
+
+    const call = client.featureExtraction({ model: 'use-lite-en', inputs: ['x'], signal });
+
+    await expect(call).rejects.toThrow('gave up');
+    expect(calls()).toBe(0);
+  });
+});
