@@ -7,12 +7,25 @@ const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, {
   message: "expected lower-case letters, digits, '.', '_' or '-'",
 });
 
+const retryPolicy = z
+  .object({
+    maxAttempts: z.int().min(1).max(10_000),
+    initialDelayMs: z.int().min(1),
+    multiplier: z.number().min(1).max(100),
+    maxDelayMs: z.int().min(1),
+    jitter: z.number().min(0).max(0.5),
+  })
+  .partial()
+  .strict();
+
 const handlerEntry = z
   .object({
     /** Path of the plugin module, relative to the config file, or a package name. */
     module: z.string().min(1),
     prefetch: z.int().min(1).max(65_535).default(16),
     concurrency: z.int().min(1).max(1_024).default(1),
+    /** Overrides the handler's own retry policy, field by field. */
+    retry: retryPolicy.optional(),
     options: z.unknown().optional(),
   })
   .strict();
@@ -52,9 +65,28 @@ export const workerConfigSchema = z
       .object({
         prefix: name.default('warren'),
         queueType: z.enum(['quorum', 'classic']).default('quorum'),
+        maxPriority: z.int().min(1).max(9).optional(),
+        deliveryLimit: z.int().min(1).max(1_000).optional(),
       })
       .strict()
       .default({ prefix: 'warren', queueType: 'quorum' }),
+    deadlines: z
+      .object({
+        skewMs: z.int().min(0).max(3_600_000).default(1_000),
+        onExpired: z.enum(['dead-letter', 'drop']).default('dead-letter'),
+      })
+      .strict()
+      .default({ skewMs: 1_000, onExpired: 'dead-letter' }),
+    dedupe: z
+      .object({
+        store: z.enum(['none', 'memory', 'redis']).default('memory'),
+        /** Name of the environment variable holding the Redis URL (it may carry a password). */
+        redisUrlEnv: z.string().min(1).default('REDIS_URL'),
+        leaseMs: z.int().min(1_000).default(300_000),
+        ttlMs: z.int().min(1_000).default(86_400_000),
+      })
+      .strict()
+      .default({ store: 'memory', redisUrlEnv: 'REDIS_URL', leaseMs: 300_000, ttlMs: 86_400_000 }),
     inference: z
       .object({
         use: z.enum(['local', 'remote']).default('local'),

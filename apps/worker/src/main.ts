@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { WarrenError } from '@warren/core';
+import { describeThrown, WarrenError } from '@warren/core';
 import { pino } from 'pino';
 import { loadConfig } from './config.ts';
 import { Worker } from './worker.ts';
@@ -12,10 +12,16 @@ On SIGTERM or SIGINT: stops consuming, finishes started jobs, exits 0.`;
 
 /** Exit codes: 0 stopped cleanly, 1 a consumer failed, 2 bad usage or config. */
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-  });
+  let values: { config?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (error) {
+    process.stderr.write(`warren-worker: ${describeThrown(error)}\n\n${USAGE}\n`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -43,8 +49,17 @@ async function main(argv: string[]): Promise<number> {
   const stop = () => void worker.stop();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // A plugin's stray promise must not kill the process without a drain, nor pass unseen.
+  process.on('unhandledRejection', (reason) => {
+    bootLogger.error({ err: reason }, 'unhandled rejection (a plugin left a promise unawaited)');
+  });
+  process.on('uncaughtException', (error) => {
+    bootLogger.fatal({ err: error }, 'uncaught exception; stopping the worker');
+    process.exitCode = 1;
+    stop();
+  });
   const exit = await worker.exited;
-  return exit.ok ? 0 : 1;
+  return exit.ok && process.exitCode !== 1 ? 0 : 1;
 }
 
 process.exitCode = await main(process.argv.slice(2));

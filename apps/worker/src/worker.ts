@@ -3,10 +3,14 @@ import {
   ConfigError,
   Consumer,
   type ConsumerExit,
+  type DedupeOptions,
+  type DedupeStore,
   type InferenceClient,
+  MemoryDedupeStore,
   type Transport,
 } from '@warren/core';
 import { LocalInference, RemoteInference } from '@warren/inference';
+import { RedisDedupeStore } from '@warren/redis';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
@@ -18,6 +22,8 @@ export interface WorkerOptions {
   transport?: Transport;
   /** Replaces the inference client built from the config. */
   inference?: InferenceClient;
+  /** Replaces the dedupe store named by the config (for example one shared by two workers). */
+  dedupeStore?: DedupeStore;
   /** Where AMQP_URL and access tokens are read from (default `process.env`). */
   env?: Record<string, string | undefined>;
 }
@@ -39,6 +45,7 @@ const STOP_GRACE_MS = 5_000;
 export class Worker {
   readonly consumers: ReadonlyArray<{ handler: string; consumer: Consumer }>;
   readonly #transport: Transport;
+  readonly #dedupeStore: DedupeStore | undefined;
   readonly #logger: Logger;
   readonly #config: WorkerConfig;
   #stopping: Promise<WorkerExit> | undefined;
@@ -48,11 +55,13 @@ export class Worker {
   private constructor(
     consumers: Array<{ handler: string; consumer: Consumer }>,
     transport: Transport,
+    dedupeStore: DedupeStore | undefined,
     config: WorkerConfig,
     logger: Logger,
   ) {
     this.consumers = consumers;
     this.#transport = transport;
+    this.#dedupeStore = dedupeStore;
     this.#config = config;
     this.#logger = logger;
     this.#exited = new Promise((resolve) => {
@@ -74,6 +83,7 @@ export class Worker {
     const loaded = await loadHandlers(config);
     const inference = options.inference ?? createInference(config, env, logger);
     const transport = options.transport ?? createTransport(config, env, logger);
+    const dedupe = createDedupe(config, env, options.dedupeStore);
 
     const consumers: Array<{ handler: string; consumer: Consumer }> = [];
     try {
@@ -92,6 +102,9 @@ export class Worker {
           concurrency: entry.concurrency,
           drainTimeoutMs: config.shutdown.drainTimeoutMs,
           topology: config.topology,
+          retry: entry.retry,
+          deadlines: config.deadlines,
+          dedupe,
         });
         consumers.push({ handler: handler.name, consumer });
         await consumer.start();
@@ -107,9 +120,12 @@ export class Worker {
     } catch (error) {
       await Promise.allSettled(consumers.map(({ consumer }) => consumer.stop()));
       await transport.close();
+      if (options.dedupeStore === undefined) await dedupe?.store.close();
       throw error;
     }
-    return new Worker(consumers, transport, config, logger);
+    // A store the caller passed in may be shared with other workers: the caller closes it.
+    const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
+    return new Worker(consumers, transport, ownStore, config, logger);
   }
 
   /**
@@ -148,6 +164,7 @@ export class Worker {
       this.#logger.error({ limitMs: limit }, 'jobs did not finish in time; closing under them');
     }
     await this.#transport.close();
+    await this.#dedupeStore?.close();
 
     const consumers =
       outcome === 'timeout'
@@ -181,6 +198,19 @@ async function loadHandlers(config: WorkerConfig): Promise<LoadedHandler[]> {
     seen.set(handler.name, index);
   }
   return loaded;
+}
+
+function createDedupe(
+  config: WorkerConfig,
+  env: Record<string, string | undefined>,
+  injected: DedupeStore | undefined,
+): DedupeOptions | undefined {
+  const { store, redisUrlEnv, leaseMs, ttlMs } = config.dedupe;
+  if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
+  if (store === 'none') return undefined;
+  if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
+  const url = env[redisUrlEnv] ?? 'redis://127.0.0.1:6379';
+  return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
 }
 
 function createTransport(

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { HEADERS } from '@warren/core';
+import { DEFAULT_RETRY_POLICY, HEADERS } from '@warren/core';
 import type { ConsumeMessage, Options } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { parseConfig, Worker } from '../src/index.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
+const RETRY = { ...DEFAULT_RETRY_POLICY, maxAttempts: 2, initialDelayMs: 20, jitter: 0 };
 
 /** Headers of a well-formed echo job; each case below breaks one thing. */
 function jobHeaders(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -94,7 +95,9 @@ describe('malformed and failing jobs', () => {
       {
         broker: { url: AMQP_URL },
         topology: { prefix },
-        handlers: [{ module: ECHO, prefetch: 4 }],
+        handlers: [
+          { module: ECHO, prefetch: 4, retry: { maxAttempts: 2, initialDelayMs: 20, jitter: 0 } },
+        ],
       },
       process.cwd(),
     );
@@ -123,7 +126,7 @@ describe('malformed and failing jobs', () => {
 
   afterAll(async () => {
     await worker?.stop();
-    await probe?.deleteTopology(prefix, ['echo']);
+    await probe?.deleteTopology(prefix, ['echo'], { retry: RETRY });
     await probe?.close();
   });
 
@@ -155,10 +158,16 @@ describe('malformed and failing jobs', () => {
 
     expect(queue).toEqual(expect.objectContaining({ messageCount: 0, consumerCount: 1 }));
     expect(worker.consumers[0]!.consumer.state).toBe('consuming');
+    // The throwing handler's job is tried twice: one retry, then its dead letter.
     expect(worker.consumers[0]!.consumer.counts).toEqual({
-      received: cases.length + 1,
+      received: cases.length + 2,
       succeeded: 1,
+      retried: 1,
+      deferred: 0,
       deadLettered: cases.length,
+      expired: 1,
+      dropped: 0,
+      duplicates: 0,
       requeued: 0,
     });
   });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { topologyFor } from '@warren/core';
+import { type TopologyOptions, topologyFor } from '@warren/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -53,12 +53,18 @@ export class BrokerProbe {
   }
 
   /** Deletes the queues and exchanges Warren declared for these model types under a prefix. */
-  async deleteTopology(prefix: string, modelTypes: string[]): Promise<void> {
+  async deleteTopology(
+    prefix: string,
+    modelTypes: string[],
+    options: Omit<TopologyOptions, 'prefix'> = {},
+  ): Promise<void> {
     const channel = await this.connection.createChannel();
     for (const modelType of modelTypes) {
-      const topology = topologyFor(modelType, { prefix });
-      await channel.deleteQueue(topology.queue);
-      await channel.deleteQueue(topology.deadLetterQueue);
+      const topology = topologyFor(modelType, { ...options, prefix });
+      const delayQueues = topology.delayQueues.map((queue) => queue.name);
+      for (const queue of [topology.queue, topology.deadLetterQueue, ...delayQueues]) {
+        await channel.deleteQueue(queue);
+      }
     }
     const topology = topologyFor('any', { prefix });
     for (const exchange of [

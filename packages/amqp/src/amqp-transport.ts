@@ -5,6 +5,7 @@ import {
   type Delivery,
   IllegalStateError,
   type MessageProperties,
+  type PublishOptions,
   type PublishTarget,
   type QueueTopology,
   type Subscription,
@@ -142,13 +143,29 @@ export class AmqpTransport implements Transport {
       throw new IllegalStateError('consume: the transport was closed while the consumer started');
     }
     this.#consumers.add(consumer);
-    return { cancel: () => consumer.cancel() };
+    return {
+      cancel: () => consumer.cancel(),
+      setPrefetch: (count) => {
+        checkPrefetch(count);
+        return consumer.setPrefetch(count);
+      },
+    };
   }
 
-  /** Publishes a persistent message; resolves once the broker confirms it. */
-  async publish(target: PublishTarget, body: Buffer, properties: MessageProperties): Promise<void> {
+  /**
+   * Publishes a persistent message; resolves once the broker confirms it. With `mandatory`, a
+   * message no queue receives rejects with {@link UnroutableError} (it needs a `messageId`).
+   */
+  async publish(
+    target: PublishTarget,
+    body: Buffer,
+    properties: MessageProperties,
+    options: PublishOptions = {},
+  ): Promise<void> {
     this.#requireConnected('publish');
-    await this.#publisher!.publish(target, body, toPublishOptions(properties));
+    const publishOptions = toPublishOptions(properties);
+    if (options.mandatory) publishOptions.mandatory = true;
+    await this.#publisher!.publish(target, body, publishOptions);
   }
 
   /** Acknowledges a delivery on its channel. Never throws; a second settle is ignored. */

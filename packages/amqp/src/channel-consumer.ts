@@ -51,6 +51,7 @@ export class ChannelConsumer {
   #closing = false;
   #cancelNotified = false;
   #cancelling: Promise<void> | undefined;
+  #resubscribing: Promise<void> | undefined;
 
   private constructor(options: ChannelConsumerOptions, channel: Channel) {
     this.#options = options;
@@ -89,6 +90,34 @@ export class ChannelConsumer {
     return this.#cancelling;
   }
 
+  /** Changes the consumer's prefetch; a no-op once the channel is gone. */
+  setPrefetch(count: number): Promise<void> {
+    const previous = this.#resubscribing ?? Promise.resolve();
+    this.#resubscribing = previous.catch(() => {}).then(() => this.#resubscribe(count));
+    return this.#resubscribing;
+  }
+
+  /**
+   * RabbitMQ applies a per-consumer prefetch only to consumers started after it, so a new limit
+   * takes a new consumer: start it, then cancel the old one. Deliveries not yet settled stay
+   * valid, since both consumers share the channel.
+   */
+  async #resubscribe(count: number): Promise<void> {
+    if (this.#state === 'closed' || this.#closing) return;
+    await this.#channel.prefetch(count);
+    if (this.#state !== 'consuming') return;
+
+    const reply = await this.#channel.consume(
+      this.#options.queue,
+      (message) => this.#onMessage(message),
+      { noAck: false },
+    );
+    const previous = this.#consumerTag;
+    this.#consumerTag = reply.consumerTag;
+    await this.#channel.cancel(previous);
+    this.#options.logger.debug({ ...this.#fields, prefetch: count }, 'prefetch changed');
+  }
+
   /** Closes the channel; the broker requeues every unsettled delivery. */
   async close(): Promise<void> {
     if (this.#state === 'closed' || this.#closing) return;
@@ -121,6 +150,8 @@ export class ChannelConsumer {
   }
 
   async #cancel(): Promise<void> {
+    // A prefetch change in flight is replacing the consumer tag: cancel the one it leaves.
+    await this.#resubscribing?.catch(() => {});
     if (this.#state !== 'consuming') return;
     this.#state = 'cancelling';
     try {

@@ -1,4 +1,4 @@
-import { PublishError, type PublishTarget } from '@warren/core';
+import { PublishError, type PublishTarget, UnroutableError } from '@warren/core';
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { describeCause } from './cause.ts';
 import type { TransportLogger } from './logger.ts';
@@ -9,6 +9,8 @@ interface PublishChannel {
   open: boolean;
   /** The broker's reason for closing it, such as a publish to an exchange that does not exist. */
   closedBy: Error | undefined;
+  /** Message ids of mandatory publishes the broker returned; their confirm follows the return. */
+  returned: Set<string>;
 }
 
 export interface ConfirmPublisherOptions {
@@ -84,7 +86,14 @@ export class ConfirmPublisher {
           target.routingKey,
           body,
           options,
-          (error) => (error === null || error === undefined ? resolve() : fail(error)),
+          (error) => {
+            if (error !== null && error !== undefined) return fail(error);
+            const id = options.messageId;
+            if (options.mandatory && id !== undefined && state.returned.delete(id)) {
+              return reject(new UnroutableError(`no queue is bound for ${describeTarget(target)}`));
+            }
+            resolve();
+          },
         );
       } catch (error) {
         fail(error);
@@ -106,7 +115,10 @@ export class ConfirmPublisher {
   async #openChannel(): Promise<PublishChannel> {
     const { connection, logger, fields } = this.#options;
     const channel = await connection.createConfirmChannel();
-    const state: PublishChannel = { channel, open: true, closedBy: undefined };
+    const state: PublishChannel = { channel, open: true, closedBy: undefined, returned: new Set() };
+    channel.on('return', (message: { properties: { messageId?: string } }) => {
+      if (message.properties.messageId) state.returned.add(message.properties.messageId);
+    });
 
     channel.on('error', (error: Error) => {
       state.closedBy = error;
@@ -144,6 +156,9 @@ export class ConfirmPublisher {
 }
 
 function publishError(target: PublishTarget, reason: string, cause: unknown): PublishError {
-  const where = `exchange "${target.exchange}" with routing key "${target.routingKey}"`;
-  return new PublishError(`publish to ${where} failed: ${reason}`, { cause });
+  return new PublishError(`publish to ${describeTarget(target)} failed: ${reason}`, { cause });
+}
+
+function describeTarget(target: PublishTarget): string {
+  return `exchange "${target.exchange}" with routing key "${target.routingKey}"`;
 }

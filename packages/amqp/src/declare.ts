@@ -31,12 +31,15 @@ export async function declareTopology(
 
 async function declareQueues(channel: Channel, topology: QueueTopology): Promise<void> {
   const queueType = topology.queueType;
-  await declareQueue(channel, topology.queue, {
+  const workArgs: Record<string, string | number> = {
     'x-queue-type': queueType,
-    // A nack without requeue then lands in the dead-letter queue below.
+    // A nack without requeue, or too many deliveries, then lands in the dead-letter queue below.
     'x-dead-letter-exchange': topology.deadLetterExchange,
     'x-dead-letter-routing-key': topology.deadLetterRoutingKey,
-  });
+  };
+  if (topology.maxPriority !== undefined) workArgs['x-max-priority'] = topology.maxPriority;
+  if (topology.deliveryLimit !== undefined) workArgs['x-delivery-limit'] = topology.deliveryLimit;
+  await declareQueue(channel, topology.queue, workArgs);
   for (const pattern of topology.bindings) {
     await channel.bindQueue(topology.queue, topology.jobsExchange, pattern);
   }
@@ -47,6 +50,16 @@ async function declareQueues(channel: Channel, topology: QueueTopology): Promise
     topology.deadLetterExchange,
     topology.deadLetterRoutingKey,
   );
+
+  for (const { name, delayMs } of topology.delayQueues) {
+    // Expired messages go back to the work queue through the default exchange.
+    await declareQueue(channel, name, {
+      'x-queue-type': queueType,
+      'x-message-ttl': delayMs,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': topology.queue,
+    });
+  }
 }
 
 async function declareExchange(channel: Channel, name: string, type: string): Promise<void> {
@@ -60,7 +73,7 @@ async function declareExchange(channel: Channel, name: string, type: string): Pr
 async function declareQueue(
   channel: Channel,
   name: string,
-  args: Record<string, string>,
+  args: Record<string, string | number>,
 ): Promise<void> {
   try {
     await channel.assertQueue(name, { durable: true, arguments: args });

@@ -23,6 +23,7 @@ describe('declare', () => {
           'x-queue-type': 'quorum',
           'x-dead-letter-exchange': topology.deadLetterExchange,
           'x-dead-letter-routing-key': topology.deadLetterRoutingKey,
+          'x-delivery-limit': topology.deliveryLimit,
         },
       }),
     ).resolves.toMatchObject({ queue: topology.queue });

@@ -99,7 +99,11 @@ export class BrokerFixture {
     const prefix = `test-${randomUUID()}`;
     const topology = topologyFor(modelType, queueType ? { prefix, queueType } : { prefix });
     this.forget({
-      queues: [topology.queue, topology.deadLetterQueue],
+      queues: [
+        topology.queue,
+        topology.deadLetterQueue,
+        ...topology.delayQueues.map((q) => q.name),
+      ],
       exchanges: [topology.jobsExchange, topology.deadLetterExchange, topology.resultsExchange],
     });
     return topology;

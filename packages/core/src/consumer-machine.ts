@@ -9,16 +9,49 @@ import {
   setup,
 } from 'xstate';
 import { type JobMachineOutput, jobMachine } from './job-machine.ts';
-import type { JobDeps } from './job-steps.ts';
+import type { JobDeps, JobOutcome } from './job-steps.ts';
 import type { Delivery, Subscription } from './transport.ts';
 
 /** Counts of what a consumer has done, by outcome. */
 export interface ConsumerCounts {
   received: number;
   succeeded: number;
+  /** Failed attempts sent to a delay queue to be tried again. */
+  retried: number;
+  /** Jobs another worker held at the time, sent to wait in a delay queue. */
+  deferred: number;
   deadLettered: number;
+  /** Jobs found past their deadline (dead-lettered or dropped, per policy). */
+  expired: number;
+  /** Expired jobs dropped without a dead letter. */
+  dropped: number;
+  /** Jobs whose result was already published, acked without running. */
+  duplicates: number;
+  /** Jobs returned to the queue (shutdown, or a failed publish). */
   requeued: number;
 }
+
+const NO_COUNTS: ConsumerCounts = {
+  received: 0,
+  succeeded: 0,
+  retried: 0,
+  deferred: 0,
+  deadLettered: 0,
+  expired: 0,
+  dropped: 0,
+  duplicates: 0,
+  requeued: 0,
+};
+
+const COUNTED = {
+  succeeded: 'succeeded',
+  retried: 'retried',
+  deferred: 'deferred',
+  'dead-lettered': 'deadLettered',
+  dropped: 'dropped',
+  duplicate: 'duplicates',
+  requeued: 'requeued',
+} as const satisfies Record<JobOutcome, keyof ConsumerCounts>;
 
 export interface ConsumerMachineInput {
   jobDeps: JobDeps;
@@ -26,6 +59,7 @@ export interface ConsumerMachineInput {
   /** How long draining waits for started jobs before aborting them (they are requeued). */
   drainTimeoutMs: number;
   shutdown: AbortController;
+  draining: AbortController;
   limiter: PQueue;
 }
 
@@ -39,6 +73,11 @@ export type ConsumerEvent =
 
 interface ConsumerContext extends ConsumerMachineInput {
   subscription?: Subscription;
+  /**
+   * Set while redelivered jobs come first after a restart: prefetch stays at 1, so that a job
+   * that crashes the process takes no innocent prefetched job with it toward the delivery limit.
+   */
+  probation: boolean;
   jobsInFlight: number;
   nextJobId: number;
   stopRequested: boolean;
@@ -61,7 +100,7 @@ const subscribe = fromPromise<Subscription, SubscribeInput>(async ({ input }) =>
   return transport.consume(
     topology.queue,
     {
-      prefetch: input.prefetch,
+      prefetch: 1,
       onCancel: (reason) => input.self.send({ type: 'warren.consumer.cancelled', reason }),
     },
     (delivery) => input.self.send({ type: 'warren.delivery.received', delivery }),
@@ -71,6 +110,15 @@ const subscribe = fromPromise<Subscription, SubscribeInput>(async ({ input }) =>
 const unsubscribe = fromPromise<void, { subscription: Subscription | undefined }>(({ input }) =>
   input.subscription === undefined ? Promise.resolve() : input.subscription.cancel(),
 );
+
+/** Raises prefetch from 1 to the configured value once fresh jobs arrive after a restart. */
+function endProbation(context: ConsumerContext): void {
+  const { subscription, prefetch, jobDeps } = context;
+  if (subscription === undefined || prefetch === 1) return;
+  subscription.setPrefetch(prefetch).catch((error: unknown) => {
+    jobDeps.logger.warn({ err: error, prefetch }, 'prefetch could not be raised');
+  });
+}
 
 /**
  * A queue consumer's lifecycle: `idle`, `connecting`, `consuming`, `draining`, then `stopped`
@@ -92,7 +140,11 @@ export const consumerMachine = setup({
   actions: {
     startJob: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'warren.delivery.received') return;
-      const id = `job-${context.nextJobId}`;
+      if (context.probation && context.subscription && !event.delivery.redelivered) {
+        enqueue.assign({ probation: false });
+        enqueue(() => endProbation(context));
+      }
+      const id = `job.${context.nextJobId}`;
       enqueue.spawnChild('job', {
         id,
         input: { deliveries: [event.delivery], deps: context.jobDeps },
@@ -106,10 +158,9 @@ export const consumerMachine = setup({
     finishJob: assign(({ context, event }) => {
       const output = (event as DoneActorEvent<JobMachineOutput>).output;
       const counts = { ...context.counts };
-      for (const { outcome } of output.outcomes) {
-        if (outcome === 'succeeded') counts.succeeded += 1;
-        else if (outcome === 'dead-lettered') counts.deadLettered += 1;
-        else counts.requeued += 1;
+      for (const { outcome, code } of output.outcomes) {
+        counts[COUNTED[outcome]] += 1;
+        if (code === 'WARREN_DEADLINE_EXCEEDED' && outcome !== 'retried') counts.expired += 1;
       }
       return {
         jobsInFlight: context.jobsInFlight - 1,
@@ -123,6 +174,7 @@ export const consumerMachine = setup({
       context.jobDeps.transport.nack(event.delivery, { requeue: true });
     },
     abortJobs: ({ context }) => context.shutdown.abort(),
+    startDraining: ({ context }) => context.draining.abort(),
   },
 }).createMachine({
   id: 'consumer',
@@ -131,7 +183,8 @@ export const consumerMachine = setup({
     jobsInFlight: 0,
     nextJobId: 1,
     stopRequested: false,
-    counts: { received: 0, succeeded: 0, deadLettered: 0, requeued: 0 },
+    probation: true,
+    counts: { ...NO_COUNTS },
   }),
   initial: 'idle',
   states: {
@@ -142,7 +195,12 @@ export const consumerMachine = setup({
       },
     },
     connecting: {
-      on: { 'warren.consumer.stop': { actions: assign({ stopRequested: true }) } },
+      on: {
+        'warren.consumer.stop': { actions: assign({ stopRequested: true }) },
+        // The broker may deliver before the subscribe promise settles.
+        'warren.delivery.received': { actions: 'startJob' },
+        'xstate.done.actor.job.*': { actions: 'finishJob' },
+      },
       invoke: {
         src: 'subscribe',
         input: ({ context, self }) => ({
@@ -164,7 +222,7 @@ export const consumerMachine = setup({
     consuming: {
       on: {
         'warren.delivery.received': { actions: 'startJob' },
-        'xstate.done.actor.*': [
+        'xstate.done.actor.job.*': [
           {
             guard: ({ event }) =>
               (event as DoneActorEvent<JobMachineOutput>).output.fault !== undefined,
@@ -184,9 +242,10 @@ export const consumerMachine = setup({
     },
     draining: {
       initial: 'cancelling',
+      entry: 'startDraining',
       on: {
         'warren.delivery.received': { actions: 'returnDelivery' },
-        'xstate.done.actor.*': { actions: 'finishJob' },
+        'xstate.done.actor.job.*': { actions: 'finishJob' },
       },
       after: { drainTimeout: { actions: 'abortJobs' } },
       states: {

@@ -1,11 +1,13 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
+import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { IllegalStateError } from './errors.ts';
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
-import type { JobItem } from './job-steps.ts';
+import type { DeadlinePolicy, DedupeOptions, JobItem } from './job-steps.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { type TopologyOptions, topologyFor } from './topology.ts';
 import type { Transport } from './transport.ts';
 
@@ -22,8 +24,16 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** How long a stop waits for started jobs before aborting them (default 30 s). */
   drainTimeoutMs?: number;
+  /** Names and queue options; `retry` here is ignored in favour of the policy below. */
   topology?: TopologyOptions;
-  now?: () => number;
+  /** Overrides the handler's own retry policy, field by field. */
+  retry?: Partial<RetryPolicy>;
+  deadlines?: Partial<DeadlinePolicy>;
+  /** Makes jobs effectively-once across redeliveries and duplicate publishes. */
+  dedupe?: DedupeOptions;
+  clock?: Clock;
+  /** Picks the jitter of retry delays (default `Math.random`). */
+  random?: () => number;
 }
 
 /** One observed state change of a consumer or of one of its jobs. */
@@ -68,14 +78,17 @@ export class Consumer {
     }
     this.#logger = options.logger.child({ handler: options.handler.name });
     const shutdown = new AbortController();
+    const draining = new AbortController();
     const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });
-    const topology = topologyFor(options.handler.modelType, options.topology);
+    const retry = { ...DEFAULT_RETRY_POLICY, ...options.handler.retry, ...options.retry };
+    const topology = topologyFor(options.handler.modelType, { ...options.topology, retry });
 
     this.#actor = createActor(consumerMachine, {
       input: {
         prefetch,
         drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
         shutdown,
+        draining,
         limiter,
         jobDeps: {
           handler: options.handler,
@@ -85,8 +98,13 @@ export class Consumer {
           inference: options.inference,
           logger: this.#logger,
           shutdown: shutdown.signal,
+          draining: draining.signal,
           schedule: (task) => limiter.add(task),
-          now: options.now ?? Date.now,
+          clock: options.clock ?? systemClock,
+          retry,
+          random: options.random ?? Math.random,
+          deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
+          ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
         },
       },
       inspect: (event) => this.#inspect(event),

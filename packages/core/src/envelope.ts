@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { MalformedMessageError, type WarrenError } from './errors.ts';
-import type { Delivery, HeaderValue, MessageProperties } from './transport.ts';
+import { MalformedMessageError } from './errors.ts';
+import type { HeaderValue, MessageProperties } from './transport.ts';
 
 /**
  * The job envelope: everything Warren knows about a job besides its body. It travels as AMQP
@@ -47,6 +47,8 @@ export const HEADERS = {
   reason: 'x-warren-reason',
   errorMessage: 'x-warren-error-message',
   failedAt: 'x-warren-failed-at',
+  firstFailedAt: 'x-warren-first-failed-at',
+  attempts: 'x-warren-attempts',
   sourceQueue: 'x-warren-source-queue',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
@@ -59,7 +61,6 @@ export const RESULT_TYPE = 'warren.result.v1';
 export const DEFAULT_SCOPE = 'public';
 
 const MAX_PRIORITY = 9;
-const MAX_ERROR_MESSAGE = 512;
 
 /** What a producer supplies; the rest of the envelope gets defaults. */
 export interface JobSpec {
@@ -222,52 +223,6 @@ export function resultProperties(envelope: JobEnvelope, handler: string): Messag
   };
 }
 
-/** What a dead letter records about its failure. */
-export interface DeadLetterInfo {
-  error: WarrenError;
-  handler: string;
-  failedAt: number;
-}
-
-/**
- * The properties of a dead letter: the original properties and headers, unchanged, plus the
- * reason headers. The body is the original body, byte for byte.
- */
-export function deadLetterProperties(delivery: Delivery, info: DeadLetterInfo): MessageProperties {
-  const { error } = info;
-  const reason = error instanceof MalformedMessageError ? error.reason : reasonOf(error.code);
-  return {
-    ...delivery.properties,
-    headers: {
-      ...delivery.properties.headers,
-      [HEADERS.errorCode]: error.code,
-      [HEADERS.reason]: reason,
-      [HEADERS.errorMessage]: error.message.slice(0, MAX_ERROR_MESSAGE),
-      [HEADERS.handler]: info.handler,
-      [HEADERS.failedAt]: info.failedAt,
-      [HEADERS.sourceQueue]: delivery.queue,
-    },
-  };
-}
-
-const REASONS: Partial<Record<WarrenError['code'], string>> = {
-  WARREN_SCHEMA_VIOLATION: 'schema-violation',
-  WARREN_HANDLER_FAILED: 'handler-failed',
-  WARREN_DEADLINE_EXCEEDED: 'expired',
-  WARREN_INPUT_TOO_LONG: 'input-too-long',
-  WARREN_INFERENCE_FAILED: 'inference-failed',
-};
-
-function reasonOf(code: WarrenError['code']): string {
-  return (
-    REASONS[code] ??
-    code
-      .toLowerCase()
-      .replace(/^warren_/, '')
-      .replaceAll('_', '-')
-  );
-}
-
 function checkEnvelope(envelope: JobEnvelope): void {
   if (
     !Number.isInteger(envelope.priority) ||
@@ -308,6 +263,7 @@ function decodeTrace(headers: Record<string, HeaderValue>): TraceContext {
 function requireString(value: HeaderValue | Buffer, field: string): string {
   const text = optionalString(value, field);
   if (text === undefined) throw invalid(`${field}: expected a string, found none`);
+  if (text === '') throw invalid(`${field}: expected a non-empty string, found ""`);
   return text;
 }
 
@@ -320,7 +276,7 @@ function optionalString(value: HeaderValue | Buffer, field: string): string | un
 }
 
 /** Integers arrive as AMQP numbers, or as decimal strings from producers that cannot send longs. */
-function optionalInteger(value: HeaderValue | Buffer, field: string): number | undefined {
+export function optionalInteger(value: HeaderValue | Buffer, field: string): number | undefined {
   if (value === undefined || value === null) return undefined;
   const number =
     typeof value === 'number'

@@ -6,6 +6,11 @@
 
 /** What happens to the message when handling it fails with this error. */
 export type Fate =
+  /**
+   * Publish it to a delay queue with its attempt count raised, then ack it; it comes back after
+   * the backoff delay. After the handler's last attempt it is dead-lettered instead.
+   */
+  | 'retry'
   /** Publish it to the dead-letter queue with the reason, then ack it. Never requeued. */
   | 'dead-letter'
   /** Stop the actor; unacked deliveries return to the queue when its channel closes. */
@@ -15,11 +20,14 @@ export const ERROR_CODES = [
   'WARREN_MALFORMED_MESSAGE',
   'WARREN_SCHEMA_VIOLATION',
   'WARREN_HANDLER_FAILED',
+  'WARREN_JOB_REJECTED',
+  'WARREN_INVALID_RESULT',
   'WARREN_DEADLINE_EXCEEDED',
   'WARREN_INPUT_TOO_LONG',
   'WARREN_INFERENCE_FAILED',
   'WARREN_MODEL_LOAD_FAILED',
   'WARREN_PUBLISH_FAILED',
+  'WARREN_RESULT_UNROUTABLE',
   'WARREN_BROKER_UNREACHABLE',
   'WARREN_CONFIG_INVALID',
   'WARREN_PLUGIN_INVALID',
@@ -67,9 +75,24 @@ export class SchemaViolationError extends WarrenError {
   readonly fate = 'dead-letter';
 }
 
-/** The handler threw something that is not a Warren error; the original is the `cause`. */
+/**
+ * The handler threw something that is not a Warren error; the original is the `cause`. Taken
+ * for a transient failure: the job is retried with backoff.
+ */
 export class HandlerError extends WarrenError {
   readonly code = 'WARREN_HANDLER_FAILED';
+  readonly fate = 'retry';
+}
+
+/** Thrown by a handler for a job that can never succeed: dead-lettered without retries. */
+export class JobRejectedError extends WarrenError {
+  readonly code = 'WARREN_JOB_REJECTED';
+  readonly fate = 'dead-letter';
+}
+
+/** The handler returned a value that cannot be written as JSON (a BigInt, a cycle). */
+export class InvalidResultError extends WarrenError {
+  readonly code = 'WARREN_INVALID_RESULT';
   readonly fate = 'dead-letter';
 }
 
@@ -85,10 +108,10 @@ export class InputTooLongError extends WarrenError {
   readonly fate = 'dead-letter';
 }
 
-/** A model call failed (remote endpoint error, runtime error) for this input. */
+/** A model call failed (remote endpoint error, runtime error) for this input; retried. */
 export class InferenceError extends WarrenError {
   readonly code = 'WARREN_INFERENCE_FAILED';
-  readonly fate = 'dead-letter';
+  readonly fate = 'retry';
 }
 
 /** A model could not be loaded: a worker fault, not the message's. */
@@ -101,6 +124,15 @@ export class ModelLoadError extends WarrenError {
 export class PublishError extends WarrenError {
   readonly code = 'WARREN_PUBLISH_FAILED';
   readonly fate = 'crash';
+}
+
+/**
+ * A result reached no queue: its `reply_to` queue is gone, or nothing is bound to the results
+ * exchange for it. The job is dead-lettered so that it can be replayed, not silently lost.
+ */
+export class UnroutableError extends WarrenError {
+  readonly code = 'WARREN_RESULT_UNROUTABLE';
+  readonly fate = 'dead-letter';
 }
 
 /** The broker cannot be reached or refused the connection. */
@@ -133,6 +165,15 @@ export function toWarrenError(
   fallback: (message: string, cause: unknown) => WarrenError,
 ): WarrenError {
   if (error instanceof WarrenError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return fallback(message, error);
+  return fallback(describeThrown(error), error);
+}
+
+/** A thrown value's message; never throws itself, whatever was thrown. */
+export function describeThrown(error: unknown): string {
+  try {
+    if (error instanceof Error) return String(error.message);
+    return String(error);
+  } catch {
+    return `a thrown ${typeof error} that cannot be printed`;
+  }
 }

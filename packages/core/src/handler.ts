@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { JobEnvelope } from './envelope.ts';
 import { PluginError } from './errors.ts';
 import type { InferenceClient } from './inference.ts';
+import type { DEFAULT_RETRY_POLICY, RetryPolicy } from './retry.ts';
 
 /** What a handler receives beside its input. */
 export interface HandlerContext<Options = unknown> {
@@ -29,6 +30,8 @@ export interface HandlerSpec<Input, Output, Options> {
   modelType: string;
   /** Validates each job's decoded JSON body; the handler sees only what passes. */
   input: z.ZodType<Input>;
+  /** How failed jobs are retried; fields left out take {@link DEFAULT_RETRY_POLICY}'s. */
+  retry?: Partial<RetryPolicy>;
   /** Validates the handler's `options` from the worker config (default: none accepted). */
   options?: z.ZodType<Options>;
   /**

@@ -1,3 +1,5 @@
+export type { Clock, Timer } from './clock.ts';
+export { systemClock } from './clock.ts';
 export type {
   ConsumerExit,
   ConsumerOptions,
@@ -7,10 +9,11 @@ export type {
 export { Consumer } from './consumer.ts';
 export type { ConsumerCounts, ConsumerEvent } from './consumer-machine.ts';
 export { consumerMachine } from './consumer-machine.ts';
-export type { DeadLetterInfo, JobEnvelope, JobSpec, TraceContext } from './envelope.ts';
+export type { ClaimResult, DedupeStore, MemoryDedupeStoreOptions } from './dedupe.ts';
+export { DEFAULT_DEDUPE_MAX_ENTRIES, MemoryDedupeStore } from './dedupe.ts';
+export type { JobEnvelope, JobSpec, TraceContext } from './envelope.ts';
 export {
   DEFAULT_SCOPE,
-  deadLetterProperties,
   decodeEnvelope,
   decodeJsonBody,
   encodeJob,
@@ -26,19 +29,25 @@ export {
   BrokerUnreachableError,
   ConfigError,
   DeadlineExceededError,
+  describeThrown,
   ERROR_CODES,
   HandlerError,
   IllegalStateError,
   InferenceError,
   InputTooLongError,
+  InvalidResultError,
+  JobRejectedError,
   MalformedMessageError,
   ModelLoadError,
   PluginError,
   PublishError,
   SchemaViolationError,
   toWarrenError,
+  UnroutableError,
   WarrenError,
 } from './errors.ts';
+export type { FailureInfo } from './failure-headers.ts';
+export { deadLetterProperties, reasonFor, retryProperties } from './failure-headers.ts';
 export type { Handler, HandlerContext, HandlerSpec, SetupContext } from './handler.ts';
 export { defineHandler, isHandler } from './handler.ts';
 export type {
@@ -50,17 +59,27 @@ export type {
 } from './inference.ts';
 export type { JobMachineInput, JobMachineOutput } from './job-machine.ts';
 export { jobMachine } from './job-machine.ts';
-export type { JobDeps, JobItem, JobOutcome } from './job-steps.ts';
+export type {
+  DeadlinePolicy,
+  DedupeOptions,
+  JobDeps,
+  JobItem,
+  JobOutcome,
+} from './job-steps.ts';
 export type { PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
+export type { RetryPolicy } from './retry.ts';
+export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
 export type { TopologyOptions } from './topology.ts';
 export { jobRoutingKey, topologyFor } from './topology.ts';
 export type {
   CancelListener,
   ConsumeOptions,
+  DelayQueue,
   Delivery,
   HeaderValue,
   MessageProperties,
+  PublishOptions,
   PublishTarget,
   QueueTopology,
   Subscription,

@@ -1,12 +1,11 @@
 import { assign, fromPromise, setup } from 'xstate';
+import { publishItems, settleItems } from './job-settle.ts';
 import {
   decodeItems,
   handleItems,
   type JobDeps,
   type JobItem,
   type JobOutcome,
-  publishItems,
-  settleItems,
   toItems,
   validateItems,
 } from './job-steps.ts';

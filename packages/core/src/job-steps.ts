@@ -1,30 +1,27 @@
 import type { Logger } from 'pino';
-import {
-  deadLetterProperties,
-  decodeEnvelope,
-  decodeJsonBody,
-  type JobEnvelope,
-  resultProperties,
-} from './envelope.ts';
+import type { Clock } from './clock.ts';
+import type { DedupeStore } from './dedupe.ts';
+import { decodeEnvelope, decodeJsonBody, type JobEnvelope } from './envelope.ts';
 import {
   DeadlineExceededError,
   HandlerError,
+  InvalidResultError,
   MalformedMessageError,
-  PublishError,
+  type PublishError,
   SchemaViolationError,
   toWarrenError,
   type WarrenError,
 } from './errors.ts';
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
+import type { RetryPolicy } from './retry.ts';
 import type { Delivery, QueueTopology, Transport } from './transport.ts';
 import { describeIssues } from './validation.ts';
 
 /**
- * The per-delivery steps of a job: decode, validate, handle, publish, settle. Each step takes
- * the whole list of items, so that a batch of deliveries moves through them together; an item
- * that fails carries its error on to the publish step (dead letter) and never fails its
- * neighbours.
+ * The per-delivery steps of a job: decode, validate, handle, then publish and settle (see
+ * job-settle.ts). Each step takes the whole list of items, so that a batch of deliveries moves
+ * through them together; an item that fails carries its error on and never fails its neighbours.
  */
 export interface JobItem {
   readonly delivery: Delivery;
@@ -34,14 +31,42 @@ export interface JobItem {
   /** The handler's result, serialised. */
   result?: Buffer;
   failure?: WarrenError;
-  /** Set when the worker's shutdown aborted the handler: the job goes back to the queue. */
+  /** Shutdown aborted the handler: the job goes back to the queue, not counted as a failure. */
   interrupted?: boolean;
-  /** Set when publishing its result or dead letter failed. */
+  /** The dedupe store says its result was published already: ack without running. */
+  duplicate?: boolean;
+  /** Another worker holds the job now: it waits in a delay queue, its attempt unchanged. */
+  deferred?: boolean;
+  /** This worker claimed the job in the dedupe store. */
+  claimed?: boolean;
+  /** Set when publishing its result, retry or dead letter failed. */
   publishFailure?: PublishError;
   outcome?: JobOutcome;
 }
 
-export type JobOutcome = 'succeeded' | 'dead-lettered' | 'requeued';
+export type JobOutcome =
+  | 'succeeded'
+  | 'retried'
+  | 'deferred'
+  | 'dead-lettered'
+  | 'dropped'
+  | 'duplicate'
+  | 'requeued';
+
+/** What to do with a job whose deadline has passed, besides not running it. */
+export interface DeadlinePolicy {
+  /** Clock difference between producers and workers that is tolerated (ms). */
+  skewMs: number;
+  onExpired: 'dead-letter' | 'drop';
+}
+
+export interface DedupeOptions {
+  store: DedupeStore;
+  /** How long a claim holds before another worker may take the job (a crashed worker's). */
+  leaseMs: number;
+  /** How long a published result keeps a job id from running again. */
+  ttlMs: number;
+}
 
 /** What the steps need from the consumer that runs them. */
 export interface JobDeps {
@@ -51,19 +76,29 @@ export interface JobDeps {
   topology: QueueTopology;
   inference: InferenceClient;
   logger: Logger;
-  /** Aborts when the worker's drain deadline passes. */
+  /** Aborts when the worker's drain deadline passes: running handlers are abandoned. */
   shutdown: AbortSignal;
+  /** Aborts when draining starts: jobs not yet started go back to the queue. */
+  draining: AbortSignal;
   /** Runs a handler call within the consumer's concurrency limit. */
   schedule<T>(task: () => Promise<T>): Promise<T>;
-  now(): number;
+  clock: Clock;
+  retry: RetryPolicy;
+  /** Picks the jitter slot of a retry delay. */
+  random(): number;
+  deadlines: DeadlinePolicy;
+  dedupe?: DedupeOptions;
 }
 
 export function toItems(deliveries: readonly Delivery[]): JobItem[] {
   return deliveries.map((delivery) => ({ delivery }));
 }
 
-function live(items: JobItem[]): JobItem[] {
-  return items.filter((item) => item.failure === undefined && !item.interrupted);
+/** Items still on their way to the handler. */
+export function live(items: JobItem[]): JobItem[] {
+  return items.filter(
+    (item) => item.failure === undefined && !item.interrupted && !item.duplicate && !item.deferred,
+  );
 }
 
 export async function decodeItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
@@ -101,130 +136,108 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<JobI
 
 async function handleItem(item: JobItem, deps: JobDeps): Promise<void> {
   const envelope = item.envelope!;
-  const remaining = envelope.deadline === undefined ? undefined : envelope.deadline - deps.now();
+  const remaining = remainingMs(envelope, deps);
   if (remaining !== undefined && remaining <= 0) {
     item.failure = new DeadlineExceededError(
       `deadline ${new Date(envelope.deadline!).toISOString()} passed before handling`,
     );
     return;
   }
+  if (!(await claim(item, deps))) return;
 
-  const signal =
-    remaining === undefined
-      ? deps.shutdown
-      : AbortSignal.any([deps.shutdown, AbortSignal.timeout(remaining)]);
-  const logger = deps.logger.child({
-    messageId: envelope.messageId,
-    handler: deps.handler.name,
-    attempt: envelope.attempt,
-  });
-
+  const deadline = new AbortController();
+  const timer =
+    remaining === undefined ? undefined : deps.clock.setTimer(() => deadline.abort(), remaining);
+  const signal = AbortSignal.any([deps.shutdown, deadline.signal]);
   try {
-    const output = await deps.schedule(() =>
-      deps.handler.handle(item.input, {
-        logger,
-        inference: deps.inference,
-        signal,
-        job: envelope,
-        options: deps.handlerOptions,
-      }),
-    );
+    const output = await deps.schedule(() => {
+      // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
+      if (deps.draining.aborted) throw NOT_STARTED;
+      return untilAborted(runHandler(item, signal, deps), signal);
+    });
     item.result = serialiseResult(output);
   } catch (error) {
-    if (deps.shutdown.aborted) {
-      item.interrupted = true;
-    } else if (signal.aborted) {
+    if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
+    else if (deadline.signal.aborted) {
       item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
         cause: error,
       });
     } else {
       item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
     }
+  } finally {
+    timer?.cancel();
   }
+  if (item.result === undefined) await release(item, deps);
+}
+
+const NOT_STARTED = Symbol('not started');
+
+function runHandler(item: JobItem, signal: AbortSignal, deps: JobDeps): Promise<unknown> {
+  const envelope = item.envelope!;
+  return deps.handler.handle(item.input, {
+    logger: deps.logger.child({ messageId: envelope.messageId, attempt: envelope.attempt }),
+    inference: deps.inference,
+    signal,
+    job: envelope,
+    options: deps.handlerOptions,
+  });
+}
+
+/**
+ * Settles with the handler, or rejects when `signal` aborts: a handler that ignores its signal
+ * cannot hold a job (and a concurrency slot) past its deadline or the drain timeout.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {});
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Time left before the job's deadline (with the skew allowance), or undefined for none. */
+export function remainingMs(envelope: JobEnvelope, deps: JobDeps): number | undefined {
+  if (envelope.deadline === undefined) return undefined;
+  return envelope.deadline + deps.deadlines.skewMs - deps.clock.now();
+}
+
+/** Claims the job in the dedupe store; false when it must not run here now. */
+async function claim(item: JobItem, deps: JobDeps): Promise<boolean> {
+  if (deps.dedupe === undefined) return true;
+  const messageId = item.envelope!.messageId;
+  try {
+    const state = await deps.dedupe.store.claim(messageId, deps.dedupe.leaseMs);
+    if (state === 'done') item.duplicate = true;
+    else if (state === 'in-progress') item.deferred = true;
+    else item.claimed = true;
+  } catch (error) {
+    // Without the store, running could duplicate a result: the job waits and tries again.
+    deps.logger.warn({ messageId, err: error }, 'dedupe store unavailable; job deferred');
+    item.deferred = true;
+  }
+  return item.claimed === true;
+}
+
+/** Gives up this worker's claim on the job, so that a retry or a replay can run it. */
+export async function release(item: JobItem, deps: JobDeps): Promise<void> {
+  if (!item.claimed || deps.dedupe === undefined) return;
+  item.claimed = false;
+  const messageId = item.envelope!.messageId;
+  await deps.dedupe.store.release(messageId).catch((error: unknown) => {
+    deps.logger.warn({ messageId, err: error }, 'dedupe release failed');
+  });
 }
 
 function serialiseResult(output: unknown): Buffer {
   try {
     return Buffer.from(JSON.stringify(output ?? null));
   } catch (cause) {
-    throw new HandlerError('the handler returned a value that cannot be written as JSON', {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new InvalidResultError(`the handler's result cannot be written as JSON: ${detail}`, {
       cause,
     });
   }
-}
-
-/** Publishes each result and each dead letter, and waits for the broker's confirms. */
-export async function publishItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
-  await Promise.all(
-    items.map(async (item) => {
-      try {
-        if (item.result !== undefined) await publishResult(item, item.result, deps);
-        else if (item.failure !== undefined) await publishDeadLetter(item, item.failure, deps);
-      } catch (error) {
-        item.publishFailure = new PublishError(
-          error instanceof Error ? error.message : String(error),
-          { cause: error },
-        );
-      }
-    }),
-  );
-  return items;
-}
-
-async function publishResult(item: JobItem, result: Buffer, deps: JobDeps): Promise<void> {
-  const envelope = item.envelope!;
-  const target =
-    envelope.replyTo === undefined
-      ? {
-          exchange: deps.topology.resultsExchange,
-          routingKey: `${envelope.modelType}.${envelope.tenant}`,
-        }
-      : { exchange: '', routingKey: envelope.replyTo };
-  await deps.transport.publish(target, result, resultProperties(envelope, deps.handler.name));
-}
-
-async function publishDeadLetter(item: JobItem, error: WarrenError, deps: JobDeps): Promise<void> {
-  const properties = deadLetterProperties(item.delivery, {
-    error,
-    handler: deps.handler.name,
-    failedAt: deps.now(),
-  });
-  await deps.transport.publish(
-    { exchange: deps.topology.deadLetterExchange, routingKey: deps.topology.deadLetterRoutingKey },
-    item.delivery.body,
-    properties,
-  );
-  deps.logger.warn(
-    {
-      messageId: item.delivery.properties.messageId,
-      handler: deps.handler.name,
-      code: error.code,
-      queue: item.delivery.queue,
-    },
-    'job dead-lettered',
-  );
-}
-
-/**
- * Acks what was published. A job whose result could not be published goes back to the queue;
- * a dead letter that could not be published is rejected, so the queue's own dead-letter
- * exchange keeps it (without Warren's reason headers, but not lost).
- */
-export async function settleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
-  for (const item of items) {
-    if (item.interrupted) {
-      deps.transport.nack(item.delivery, { requeue: true });
-      item.outcome = 'requeued';
-    } else if (item.publishFailure === undefined) {
-      deps.transport.ack(item.delivery);
-      item.outcome = item.failure === undefined ? 'succeeded' : 'dead-lettered';
-    } else if (item.failure === undefined) {
-      deps.transport.nack(item.delivery, { requeue: true });
-      item.outcome = 'requeued';
-    } else {
-      deps.transport.nack(item.delivery, { requeue: false });
-      item.outcome = 'dead-lettered';
-    }
-  }
-  return items;
 }

@@ -1,29 +1,77 @@
+import { ConfigError } from './errors.ts';
+import {
+  allRetryDelays,
+  DEFAULT_RETRY_POLICY,
+  type RetryPolicy,
+  retryPolicyProblem,
+} from './retry.ts';
 import type { QueueTopology } from './transport.ts';
 
-/** Naming options shared by producers and workers; both must agree for jobs to arrive. */
+/** Naming and queue options shared by producers and workers; both must agree for jobs to arrive. */
 export interface TopologyOptions {
   /** Prefix of every exchange and queue name (default `warren`). */
   prefix?: string;
   queueType?: 'quorum' | 'classic';
+  /**
+   * Highest job priority the work queue honours (1 to 9). RabbitMQ 3.10's quorum queues have no
+   * priority: use `queueType: 'classic'` with it, or a separate queue (model type) per priority.
+   */
+  maxPriority?: number;
+  /** Quorum queues: deliveries before the broker dead-letters a message (default 10). */
+  deliveryLimit?: number;
+  /** Decides the delay queues declared for retries (default {@link DEFAULT_RETRY_POLICY}). */
+  retry?: RetryPolicy;
 }
+
+const DEFAULT_DELIVERY_LIMIT = 10;
 
 /**
  * The names Warren declares for one model type. Producers publish to a topic exchange with the
  * routing key `<modelType>.<scope>` (see {@link jobRoutingKey}); the model type's queue binds
- * `<modelType>.#`.
+ * `<modelType>.#`. Throws {@link ConfigError} for options RabbitMQ would refuse.
  */
 export function topologyFor(modelType: string, options: TopologyOptions = {}): QueueTopology {
   const prefix = options.prefix ?? 'warren';
-  return {
+  const queueType = options.queueType ?? 'quorum';
+  const retry = options.retry ?? DEFAULT_RETRY_POLICY;
+  const problem = retryPolicyProblem(retry);
+  if (problem !== undefined) throw new ConfigError(`retry.${problem}`);
+
+  const topology: QueueTopology = {
     jobsExchange: `${prefix}.jobs`,
     queue: `${prefix}.jobs.${modelType}`,
     bindings: [`${modelType}.#`],
-    queueType: options.queueType ?? 'quorum',
+    queueType,
     deadLetterExchange: `${prefix}.dead-letter`,
     deadLetterQueue: `${prefix}.dead-letter.${modelType}`,
     deadLetterRoutingKey: modelType,
     resultsExchange: `${prefix}.results`,
+    delayQueues: allRetryDelays(retry).map((delayMs) => ({
+      name: `${prefix}.delay.${modelType}.${delayMs}ms`,
+      delayMs,
+    })),
   };
+  if (options.maxPriority !== undefined) {
+    if (queueType === 'quorum') {
+      throw new ConfigError(
+        'maxPriority: quorum queues have no priority on RabbitMQ 3.10; set queueType "classic", ' +
+          'or give urgent jobs a model type (queue) of their own',
+      );
+    }
+    if (
+      !Number.isInteger(options.maxPriority) ||
+      options.maxPriority < 1 ||
+      options.maxPriority > 9
+    ) {
+      throw new ConfigError(
+        `maxPriority: expected an integer from 1 to 9, found ${options.maxPriority}`,
+      );
+    }
+    topology.maxPriority = options.maxPriority;
+  }
+  if (queueType === 'quorum')
+    topology.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
+  return topology;
 }
 
 /** The routing key of a job: derived from its model type and scope, never typed by hand. */

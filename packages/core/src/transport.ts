@@ -43,6 +43,11 @@ export interface PublishTarget {
   routingKey: string;
 }
 
+export interface PublishOptions {
+  /** Fail the publish if no queue receives the message (instead of the broker dropping it). */
+  mandatory?: boolean;
+}
+
 /** Everything declared for one model type. Names come from {@link topologyFor}. */
 export interface QueueTopology {
   /** The exchange producers publish jobs to (topic). */
@@ -59,11 +64,31 @@ export interface QueueTopology {
   deadLetterRoutingKey: string;
   /** The exchange results are published to (topic) when a job names no reply-to. */
   resultsExchange: string;
+  /** Highest priority the work queue honours (classic queues only); absent means none. */
+  maxPriority?: number;
+  /**
+   * Quorum queues: how many times the broker delivers a message (redeliveries after a crash or
+   * a requeue included) before it dead-letters it instead. Isolates poison messages.
+   */
+  deliveryLimit?: number;
+  /**
+   * One queue per backoff delay. A message published to one waits `delayMs` (the queue's
+   * message TTL), then the broker dead-letters it through the default exchange back to
+   * {@link queue}. Each queue holds one delay only: a per-message TTL expires only at the head.
+   */
+  delayQueues: DelayQueue[];
+}
+
+export interface DelayQueue {
+  name: string;
+  delayMs: number;
 }
 
 /** A live subscription; cancelling stops new deliveries (unsettled ones stay ours to settle). */
 export interface Subscription {
   cancel(): Promise<void>;
+  /** Changes how many unacked deliveries the broker may send (1 or more). */
+  setPrefetch(count: number): Promise<void>;
 }
 
 /** Called when the broker cancels the consumer (queue deleted, node lost). */
@@ -90,8 +115,16 @@ export interface Transport {
     options: ConsumeOptions,
     onDelivery: (delivery: Delivery) => void,
   ): Promise<Subscription>;
-  /** Publishes and resolves once the broker confirms; rejects on a nack or a closed channel. */
-  publish(target: PublishTarget, body: Buffer, properties: MessageProperties): Promise<void>;
+  /**
+   * Publishes and resolves once the broker confirms; rejects on a nack or a closed channel, and
+   * with `mandatory`, rejects with `UnroutableError` when no queue received the message.
+   */
+  publish(
+    target: PublishTarget,
+    body: Buffer,
+    properties: MessageProperties,
+    options?: PublishOptions,
+  ): Promise<void>;
   ack(delivery: Delivery): void;
   /** Rejects a delivery; with `requeue: false` the queue's dead-letter exchange receives it. */
   nack(delivery: Delivery, options: { requeue: boolean }): void;

@@ -163,6 +163,7 @@ describe('a dead letter', () => {
       error: new SchemaViolationError('input.text: expected string, found nothing'),
       handler: 'embed',
       failedAt: 1_764_860_000_000,
+      attempt: 2,
     });
 
     expect(dead.messageId).toBe('m-9');
@@ -173,6 +174,8 @@ describe('a dead letter', () => {
       [HEADERS.errorMessage]: 'input.text: expected string, found nothing',
       [HEADERS.handler]: 'embed',
       [HEADERS.failedAt]: 1_764_860_000_000,
+      [HEADERS.firstFailedAt]: 1_764_860_000_000,
+      [HEADERS.attempts]: 2,
       [HEADERS.sourceQueue]: 'warren.jobs.x',
     });
   });

@@ -1,4 +1,12 @@
-import type { ClassificationLabel } from '@warren/core';
+import { type ClassificationLabel, InferenceError } from '@warren/core';
+
+/** Checks a request's `topK` (default 1) and returns it. */
+export function checkTopK(topK = 1): number {
+  if (!Number.isInteger(topK) || topK < 1) {
+    throw new InferenceError(`topK: expected a whole number of at least 1, found ${topK}`);
+  }
+  return topK;
+}
 
 /** How scores are made from logits: softmax across labels, or a sigmoid for each. */
 export type ScoreFunction = 'softmax' | 'sigmoid';

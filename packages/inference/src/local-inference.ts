@@ -10,7 +10,7 @@ import {
   WarrenError,
 } from '@warren/core';
 import { loadWithTransformers, type PipelineLoader } from './default-loader.ts';
-import { logitRows, topLabels } from './labels.ts';
+import { checkTopK, logitRows, topLabels } from './labels.ts';
 import { type InferenceLogger, silentLogger } from './logger.ts';
 import { loadPipeline, type ModelSource } from './pipeline-cache.ts';
 import type { PipelineTask, TensorView, TextPipeline } from './text-pipeline.ts';
@@ -116,10 +116,8 @@ export class LocalInference implements InferenceClient {
    * resolve to `[]` without loading the model.
    */
   async textClassification(request: TextClassificationRequest): Promise<ClassificationLabel[][]> {
-    const { model, inputs, topK = 1, signal } = request;
-    if (!Number.isInteger(topK) || topK < 1) {
-      throw new InferenceError(`topK must be a whole number of at least 1, got ${topK}`);
-    }
+    const { model, inputs, signal } = request;
+    const topK = checkTopK(request.topK);
     if (inputs.length === 0) return [];
 
     const { pipeline, outputs } = await this.#run('text-classification', model, inputs, signal);

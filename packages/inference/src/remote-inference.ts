@@ -14,6 +14,7 @@ import {
   InferenceError,
   type TextClassificationRequest,
 } from '@warren/core';
+import { checkTopK } from './labels.ts';
 import { type InferenceLogger, silentLogger } from './logger.ts';
 import { bestLabels, vectorsFromResponse } from './remote-shapes.ts';
 import { normalizeVector } from './vectors.ts';
@@ -98,10 +99,8 @@ export class RemoteInference implements InferenceClient {
    * rejects the call.
    */
   async textClassification(request: TextClassificationRequest): Promise<ClassificationLabel[][]> {
-    const { model, inputs, topK = 1, signal } = request;
-    if (!Number.isInteger(topK) || topK < 1) {
-      throw new InferenceError(`topK must be a whole number of at least 1, got ${topK}`);
-    }
+    const { model, inputs, signal } = request;
+    const topK = checkTopK(request.topK);
     if (inputs.length === 0) return [];
 
     return this.#call('text-classification', model, inputs.length, signal, () =>

@@ -1,0 +1,281 @@
+import { fileURLToPath } from 'node:url';
+import {
+  DEFAULT_RETRY_POLICY,
+  type DedupeStore,
+  type Delivery,
+  HEADERS,
+  JobPublisher,
+  type JobSpec,
+  MemoryDedupeStore,
+  type RetryPolicy,
+  type Transport,
+  topologyFor,
+} from '@warren/core';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig, Worker, type WorkerConfig } from '../src/index.ts';
+import {
+  collect,
+  deadLetterQueue,
+  embedded,
+  rabbitmq,
+  replies,
+  type TestBroker,
+  withoutAcks,
+} from './brokers.ts';
+import { labCalls } from './fixtures/lab.ts';
+import { uniquePrefix, waitFor } from './support.ts';
+
+const LAB = fileURLToPath(new URL('./fixtures/lab.ts', import.meta.url));
+
+interface Lab {
+  prefix: string;
+  config: WorkerConfig;
+  worker: Worker;
+  producer: Transport;
+  retry: RetryPolicy;
+  publish(input: Record<string, unknown>, spec?: Partial<JobSpec>): Promise<string>;
+  results: Delivery[];
+  deadLetters: Delivery[];
+}
+
+describe.each([
+  ['rabbitmq', rabbitmq],
+  ['the embedded broker', embedded],
+])('delivery semantics on %s', (_, open) => {
+  let broker: TestBroker;
+  const labs: Lab[] = [];
+
+  beforeAll(async () => {
+    broker = await open();
+  });
+  afterEach(async () => {
+    for (const lab of labs.splice(0)) {
+      await lab.worker.stop();
+      await broker.deleteTopology(lab.prefix, 'lab', { retry: lab.retry });
+    }
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  interface LabOptions {
+    retry?: Partial<RetryPolicy>;
+    topology?: Record<string, unknown>;
+    prefetch?: number;
+    /** Runs after the topology exists and before the worker starts. */
+    before?: (lab: Lab) => Promise<void>;
+    transport?: Transport;
+    dedupeStore?: DedupeStore;
+  }
+
+  async function startLab(options: LabOptions = {}): Promise<Lab> {
+    const prefix = uniquePrefix();
+    const retry = { ...DEFAULT_RETRY_POLICY, jitter: 0, initialDelayMs: 50, ...options.retry };
+    const config = parseConfig(
+      {
+        topology: { prefix, ...options.topology },
+        handlers: [{ module: LAB, prefetch: options.prefetch ?? 4, retry }],
+        deadlines: { skewMs: 0 },
+      },
+      process.cwd(),
+    );
+    const producer = broker.transport();
+    await producer.connect();
+    await producer.declare(topologyFor('lab', { ...config.topology, retry }));
+    const reply = await replies(producer);
+    const publisher = new JobPublisher(producer, { prefix });
+    const lab: Lab = {
+      prefix,
+      config,
+      worker: undefined as unknown as Worker,
+      producer,
+      retry,
+      results: reply.results,
+      deadLetters: await collect(producer, deadLetterQueue(prefix, 'lab')),
+      publish: async (input, spec = {}) => {
+        const job = { modelType: 'lab', tenant: 'acme', input, replyTo: reply.queue, ...spec };
+        return (await publisher.publish(job)).messageId;
+      },
+    };
+    labs.push(lab);
+    await options.before?.(lab);
+    lab.worker = await Worker.start({
+      config,
+      logger: pino({ level: 'silent' }),
+      transport: options.transport ?? broker.transport(),
+      ...(options.dedupeStore ? { dedupeStore: options.dedupeStore } : {}),
+      env: {},
+    });
+    return lab;
+  }
+
+  const counts = (lab: Lab) => lab.worker.consumers[0]!.consumer.counts;
+  const callsFor = (key: string) => labCalls().filter((call) => call.key === key);
+
+  it('retries a handler that fails twice, then gives exactly one result after 3 attempts with growing delays', async () => {
+    const lab = await startLab({ retry: { maxAttempts: 5, initialDelayMs: 100, multiplier: 3 } });
+    const key = `flaky-${lab.prefix}`;
+
+    await lab.publish({ key, failUntilAttempt: 2 });
+    await waitFor(() => lab.results.length === 1, 'the result');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(lab.results).toHaveLength(1);
+    expect(JSON.parse(lab.results[0]!.body.toString())).toEqual({ key, attempt: 3 });
+    expect(lab.results[0]!.properties.headers?.[HEADERS.attempt]).toBe(3);
+    const times = callsFor(key).map((call) => call.at);
+    expect(times).toHaveLength(3);
+    const [first, second] = [times[1]! - times[0]!, times[2]! - times[1]!];
+    expect(first).toBeGreaterThanOrEqual(100);
+    expect(second).toBeGreaterThan(first);
+    expect(counts(lab)).toMatchObject({ retried: 2, succeeded: 1, deadLettered: 0 });
+  });
+
+  it('dead-letters a handler that always throws after its last attempt, with attempts and failure times', async () => {
+    const lab = await startLab({ retry: { maxAttempts: 3, initialDelayMs: 30 } });
+    const key = `broken-${lab.prefix}`;
+
+    const messageId = await lab.publish({ key, failUntilAttempt: 1_000 });
+    await waitFor(() => lab.deadLetters.length === 1, 'the dead letter');
+
+    const headers = lab.deadLetters[0]!.properties.headers!;
+    expect(lab.deadLetters[0]!.properties.messageId).toBe(messageId);
+    expect(headers).toMatchObject({
+      [HEADERS.errorCode]: 'WARREN_HANDLER_FAILED',
+      [HEADERS.reason]: 'handler-failed',
+      [HEADERS.errorMessage]: 'lab failure on attempt 3',
+      [HEADERS.attempts]: 3,
+      [HEADERS.handler]: 'lab',
+    });
+    expect(headers[HEADERS.firstFailedAt] as number).toBeLessThan(
+      headers[HEADERS.failedAt] as number,
+    );
+    expect(callsFor(key)).toHaveLength(3);
+    expect(lab.results).toHaveLength(0);
+    expect(counts(lab)).toMatchObject({ retried: 2, deadLettered: 1 });
+    expect(lab.worker.consumers[0]!.consumer.state).toBe('consuming');
+    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
+  });
+
+  it('keeps headers bounded through 1,000 retry cycles of one job', async () => {
+    const retry = { maxAttempts: 1_000, initialDelayMs: 1, maxDelayMs: 1, multiplier: 1 };
+    const lab = await startLab({ retry });
+    const key = `cycling-${lab.prefix}`;
+
+    await lab.publish({ key, failUntilAttempt: 1_000_000 });
+    await waitFor(() => lab.deadLetters.length === 1, 'the dead letter', 120_000);
+
+    const headers = lab.deadLetters[0]!.properties.headers!;
+    expect(headers[HEADERS.attempts]).toBe(1_000);
+    expect(callsFor(key)).toHaveLength(1_000);
+    expect(Buffer.byteLength(JSON.stringify(headers))).toBeLessThan(800);
+  }, 180_000);
+
+  it('aborts a slow handler at a deadline 100 ms away, dead-letters it as expired and counts it', async () => {
+    const lab = await startLab();
+    const key = `slow-${lab.prefix}`;
+
+    await lab.publish({ key, sleepMs: 5_000 }, { deadline: Date.now() + 100 });
+    await waitFor(() => lab.deadLetters.length === 1, 'the dead letter');
+
+    expect(lab.deadLetters[0]!.properties.headers).toMatchObject({
+      [HEADERS.reason]: 'expired',
+      [HEADERS.errorCode]: 'WARREN_DEADLINE_EXCEEDED',
+    });
+    expect(lab.deadLetters[0]!.properties.expiration).toBeUndefined();
+    expect(counts(lab)).toMatchObject({ expired: 1, deadLettered: 1, retried: 0 });
+  });
+
+  it('abandons a handler that ignores its signal at the deadline, and goes on with the next job', async () => {
+    const lab = await startLab();
+    const stuck = `stuck-${lab.prefix}`;
+    const next = `next-${lab.prefix}`;
+
+    await lab.publish(
+      { key: stuck, sleepMs: 60_000, ignoreSignal: true },
+      { deadline: Date.now() + 150 },
+    );
+    await lab.publish({ key: next });
+    await waitFor(
+      () => lab.deadLetters.length === 1 && lab.results.length === 1,
+      'both jobs to end',
+    );
+
+    expect(lab.deadLetters[0]!.properties.headers?.[HEADERS.reason]).toBe('expired');
+    expect(JSON.parse(lab.results[0]!.body.toString())).toMatchObject({ key: next });
+  });
+
+  it('runs the handler once for a message id published twice', async () => {
+    const lab = await startLab();
+    const key = `twice-${lab.prefix}`;
+
+    await lab.publish({ key }, { messageId: `same-${lab.prefix}` });
+    await waitFor(() => lab.results.length === 1, 'the first result');
+    await lab.publish({ key }, { messageId: `same-${lab.prefix}` });
+    await waitFor(() => counts(lab).duplicates === 1, 'the duplicate to be acked');
+
+    expect(callsFor(key)).toHaveLength(1);
+    expect(lab.results).toHaveLength(1);
+  });
+
+  it('acks a redelivered job whose result was already published, without running the handler', async () => {
+    const store = new MemoryDedupeStore();
+    // The first worker's acks never reach the broker: as if it died right after publishing.
+    const lab = await startLab({ dedupeStore: store, transport: withoutAcks(broker.transport()) });
+    const key = `redelivered-${lab.prefix}`;
+    await lab.publish({ key });
+    await waitFor(() => lab.results.length === 1, 'the result');
+    await lab.worker.stop();
+
+    const second = await Worker.start({
+      config: lab.config,
+      logger: pino({ level: 'silent' }),
+      transport: broker.transport(),
+      dedupeStore: store,
+      env: {},
+    });
+    lab.worker = second;
+    await waitFor(() => second.consumers[0]!.consumer.counts.duplicates === 1, 'the duplicate');
+
+    expect(callsFor(key)).toHaveLength(1);
+    expect(lab.results).toHaveLength(1);
+    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
+    await store.close();
+  });
+
+  it('handles jobs that were queued before the worker started', async () => {
+    const key = `backlog-${uniquePrefix()}`;
+    const lab = await startLab({
+      prefetch: 8,
+      before: async (lab) => {
+        for (let i = 0; i < 20; i += 1) await lab.publish({ key });
+      },
+    });
+    await waitFor(() => lab.results.length === 20, 'all 20 results');
+
+    expect(counts(lab)).toMatchObject({ received: 20, succeeded: 20 });
+    expect(callsFor(key)).toHaveLength(20);
+  });
+
+  it('lets a high-priority job overtake queued low-priority ones', async () => {
+    const key = `priority-${uniquePrefix()}`;
+    const lab = await startLab({
+      topology: { queueType: 'classic', maxPriority: 9 },
+      prefetch: 1,
+      before: async (lab) => {
+        for (let i = 0; i < 50; i += 1) await lab.publish({ key: `${key}-low`, sleepMs: 5 });
+      },
+    });
+    // The worker is busy with the backlog when the urgent job arrives.
+    await waitFor(() => callsFor(`${key}-low`).length >= 3, 'the first low-priority jobs');
+    await lab.publish({ key: `${key}-high` }, { priority: 9 });
+    await waitFor(() => lab.results.length === 51, 'all results', 30_000);
+
+    const order = labCalls()
+      .filter((call) => call.key.startsWith(key))
+      .map((call) => call.key);
+    expect(order.indexOf(`${key}-high`)).toBeGreaterThanOrEqual(3);
+    expect(order.indexOf(`${key}-high`)).toBeLessThan(10);
+  });
+});

@@ -1,0 +1,200 @@
+import { resultProperties } from './envelope.ts';
+import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
+import { deadLetterProperties, retryProperties } from './failure-headers.ts';
+import { type JobDeps, type JobItem, release, remainingMs } from './job-steps.ts';
+import { retryDelay } from './retry.ts';
+import type { MessageProperties, PublishTarget } from './transport.ts';
+
+/** Where a handled item goes next. */
+type Route =
+  | { kind: 'result' }
+  | { kind: 'retry'; error: WarrenError; nextAttempt: number }
+  | { kind: 'defer' }
+  | { kind: 'dead-letter'; error: WarrenError }
+  | { kind: 'drop' }
+  | { kind: 'skip' }
+  | { kind: 'requeue' };
+
+/** Decides an item's route from what the earlier steps found and the handler's retry policy. */
+function routeOf(item: JobItem, deps: JobDeps): Route {
+  if (item.interrupted) return { kind: 'requeue' };
+  if (item.duplicate) return { kind: 'skip' };
+  if (item.deferred) return { kind: 'defer' };
+  const error = item.failure;
+  if (error === undefined) return { kind: 'result' };
+
+  if (error.code === 'WARREN_DEADLINE_EXCEEDED' && deps.deadlines.onExpired === 'drop') {
+    return { kind: 'drop' };
+  }
+  const attempt = item.envelope?.attempt ?? 1;
+  if (error.fate === 'retry' && attempt < deps.retry.maxAttempts) {
+    return { kind: 'retry', error, nextAttempt: attempt + 1 };
+  }
+  return { kind: 'dead-letter', error };
+}
+
+/** Publishes each item's result, retry or dead letter, and waits for the broker's confirms. */
+export async function publishItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+  await Promise.all(
+    items.map(async (item) => {
+      const route = routeOf(item, deps);
+      try {
+        await publishRoute(item, route, deps);
+      } catch (error) {
+        item.publishFailure = new PublishError(describeThrown(error), { cause: error });
+      }
+    }),
+  );
+  return items;
+}
+
+async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise<void> {
+  const { delivery } = item;
+  switch (route.kind) {
+    case 'result': {
+      const properties = resultProperties(item.envelope!, deps.handler.name);
+      try {
+        await deps.transport.publish(resultTarget(item, deps), item.result!, properties, {
+          mandatory: true,
+        });
+      } catch (error) {
+        if (!(error instanceof UnroutableError)) throw error;
+        // Nobody can receive the result: keep the job, visibly, where it can be replayed.
+        item.failure = error;
+        await release(item, deps);
+        return publishRoute(item, { kind: 'dead-letter', error }, deps);
+      }
+      await complete(item, deps);
+      return;
+    }
+    case 'retry':
+    case 'defer': {
+      const attempt = item.envelope?.attempt ?? 1;
+      const nextAttempt = route.kind === 'retry' ? route.nextAttempt : attempt;
+      const delay = retryDelay(deps.retry, route.kind === 'retry' ? attempt : 1, deps.random);
+      const properties =
+        route.kind === 'retry'
+          ? retryProperties(delivery, {
+              ...failureOf(item, route.error, deps),
+              nextAttempt,
+              ...expiration(item, deps),
+            })
+          : { ...delivery.properties, ...expiration(item, deps) };
+      await deps.transport.publish(delayTarget(delay, deps), delivery.body, properties);
+      if (route.kind === 'retry')
+        logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
+      return;
+    }
+    case 'dead-letter': {
+      const target = {
+        exchange: deps.topology.deadLetterExchange,
+        routingKey: deps.topology.deadLetterRoutingKey,
+      };
+      await deps.transport.publish(
+        target,
+        delivery.body,
+        deadLetterProperties(delivery, failureOf(item, route.error, deps)),
+      );
+      logFailure(item, route.error, deps, 'job dead-lettered');
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/**
+ * Acks what was published. A result or retry that could not be published goes back to the
+ * queue (the consumer stops, and its delivery limit guards against a loop); a dead letter that
+ * could not be published is rejected, so the queue's own dead-letter exchange keeps it.
+ */
+export async function settleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+  for (const item of items) {
+    const route = routeOf(item, deps);
+    if (route.kind === 'requeue') {
+      deps.transport.nack(item.delivery, { requeue: true });
+      item.outcome = 'requeued';
+    } else if (item.publishFailure === undefined) {
+      deps.transport.ack(item.delivery);
+      item.outcome = OUTCOMES[route.kind];
+    } else if (route.kind === 'dead-letter') {
+      deps.transport.nack(item.delivery, { requeue: false });
+      item.outcome = 'dead-lettered';
+    } else {
+      deps.transport.nack(item.delivery, { requeue: true });
+      item.outcome = 'requeued';
+    }
+  }
+  return items;
+}
+
+const OUTCOMES = {
+  result: 'succeeded',
+  retry: 'retried',
+  defer: 'deferred',
+  'dead-letter': 'dead-lettered',
+  drop: 'dropped',
+  skip: 'duplicate',
+} as const;
+
+function resultTarget(item: JobItem, deps: JobDeps): PublishTarget {
+  const envelope = item.envelope!;
+  return envelope.replyTo === undefined
+    ? {
+        exchange: deps.topology.resultsExchange,
+        routingKey: `${envelope.modelType}.${envelope.tenant}`,
+      }
+    : { exchange: '', routingKey: envelope.replyTo };
+}
+
+function delayTarget(delayMs: number, deps: JobDeps): PublishTarget {
+  const queue = deps.topology.delayQueues.find((q) => q.delayMs === delayMs);
+  if (queue === undefined) {
+    throw new Error(`no delay queue of ${delayMs} ms is declared for ${deps.topology.queue}`);
+  }
+  return { exchange: '', routingKey: queue.name };
+}
+
+function failureOf(item: JobItem, error: WarrenError, deps: JobDeps) {
+  return {
+    error,
+    handler: deps.handler.name,
+    failedAt: deps.clock.now(),
+    attempt: item.envelope?.attempt ?? 1,
+  };
+}
+
+/** A job with a deadline keeps a broker expiration that ends with it. */
+function expiration(item: JobItem, deps: JobDeps): Pick<MessageProperties, 'expiration'> {
+  const remaining = item.envelope === undefined ? undefined : remainingMs(item.envelope, deps);
+  return remaining === undefined ? {} : { expiration: String(Math.max(1, Math.ceil(remaining))) };
+}
+
+async function complete(item: JobItem, deps: JobDeps): Promise<void> {
+  if (!item.claimed || deps.dedupe === undefined) return;
+  const messageId = item.envelope!.messageId;
+  await deps.dedupe.store.complete(messageId, deps.dedupe.ttlMs).catch((error: unknown) => {
+    // The result is out; at worst a redelivery runs the handler again.
+    deps.logger.warn({ messageId, err: error }, 'dedupe completion failed');
+  });
+}
+
+function logFailure(
+  item: JobItem,
+  error: WarrenError,
+  deps: JobDeps,
+  message: string,
+  fields: Record<string, unknown> = {},
+): void {
+  deps.logger.warn(
+    {
+      messageId: item.delivery.properties.messageId,
+      handler: deps.handler.name,
+      code: error.code,
+      attempt: item.envelope?.attempt ?? 1,
+      queue: item.delivery.queue,
+      ...fields,
+    },
+    message,
+  );
+}

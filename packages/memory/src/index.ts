@@ -1,0 +1,13 @@
+export type { BrokerConnection, BrokerConsumeOptions } from './broker-connection.ts';
+export type { RefusalKind } from './broker-refusal.ts';
+export { BrokerRefusalError } from './broker-refusal.ts';
+export type { DeathReason, DeathRecord } from './dead-letter.ts';
+export type { ExchangeType } from './exchange.ts';
+export type { MemoryBrokerOptions } from './memory-broker.ts';
+export { MemoryBroker } from './memory-broker.ts';
+export type { MemoryTransportOptions } from './memory-transport.ts';
+export { MemoryTransport } from './memory-transport.ts';
+export type { QueueArguments, QueueArgumentValue, QueueDeclaration } from './queue-arguments.ts';
+export type { BrokerConsumer, BrokerDelivery } from './queue-consumer.ts';
+export type { TransportLogger } from './transport-logger.ts';
+export type { DeclaredQueue } from './vhost.ts';
