@@ -28,6 +28,11 @@ import { uniquePrefix, waitFor } from './support.ts';
 
 const LAB = fileURLToPath(new URL('./fixtures/lab.ts', import.meta.url));
 
+/** A pino logger whose lines land, parsed, in `lines`. */
+function capture(lines: Array<Record<string, unknown>>) {
+  return pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+}
+
 interface Lab {
   prefix: string;
   config: WorkerConfig;
@@ -67,6 +72,8 @@ describe.each([
     before?: (lab: Lab) => Promise<void>;
     transport?: Transport;
     dedupeStore?: DedupeStore;
+    /** Receives the worker's log lines, parsed. */
+    logs?: Array<Record<string, unknown>>;
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
@@ -102,7 +109,7 @@ describe.each([
     await options.before?.(lab);
     lab.worker = await Worker.start({
       config,
-      logger: pino({ level: 'silent' }),
+      logger: options.logs ? capture(options.logs) : pino({ level: 'silent' }),
       transport: options.transport ?? broker.transport(),
       ...(options.dedupeStore ? { dedupeStore: options.dedupeStore } : {}),
       env: {},
@@ -242,6 +249,37 @@ describe.each([
     expect(lab.results).toHaveLength(1);
     expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
     await store.close();
+  });
+
+  it('dead-letters each malformed body once, logs it once, and never requeues it', async () => {
+    const logs: Array<Record<string, unknown>> = [];
+    const lab = await startLab({ logs });
+    const target = { exchange: `${lab.prefix}.jobs`, routingKey: 'lab.public' };
+    const headers = { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'lab' };
+    const bodies: Array<[string, Buffer, string]> = [
+      ['not-json', Buffer.from('{"a":"b}'), 'application/json'],
+      ['empty-body', Buffer.alloc(0), 'application/json'],
+      ['unsupported-content-type', Buffer.from('{"key":"x"}'), 'text/plain'],
+      ['not-utf8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'application/json'],
+    ];
+    for (const [reason, body, contentType] of bodies) {
+      await lab.producer.publish(target, body, { messageId: reason, contentType, headers });
+    }
+    await waitFor(() => lab.deadLetters.length === bodies.length, 'the dead letters');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(lab.deadLetters.map((d) => d.properties.messageId).sort()).toEqual(
+      bodies.map(([r]) => r).sort(),
+    );
+    for (const letter of lab.deadLetters) {
+      expect(letter.properties.headers?.[HEADERS.reason]).toBe(letter.properties.messageId);
+    }
+    const logged = logs
+      .filter((line) => line.msg === 'job dead-lettered')
+      .map((line) => line.messageId);
+    expect(logged.sort()).toEqual(bodies.map(([r]) => r).sort());
+    expect(counts(lab)).toMatchObject({ received: 4, deadLettered: 4, retried: 0, requeued: 0 });
+    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
   });
 
   it('handles jobs that were queued before the worker started', async () => {

@@ -1,6 +1,5 @@
-import { record } from '@warren/testing';
 import { describe, expect, it } from 'vitest';
-import { fakeTimeBroker, topologyWithDelay, turns } from './support.ts';
+import { fakeTimeBroker, record, topologyWithDelay, turns } from './support.ts';
 
 const body = Buffer.from('{}');
 

@@ -1,7 +1,6 @@
-import { record, waitFor } from '@warren/testing';
 import { describe, expect, it } from 'vitest';
 import { MemoryBroker, MemoryTransport, type TransportLogger } from '../src/index.ts';
-import { turns } from './support.ts';
+import { record, turns, waitFor } from './support.ts';
 
 interface Entry {
   level: string;

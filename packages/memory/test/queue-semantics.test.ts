@@ -1,7 +1,6 @@
-import { record, sleep } from '@warren/testing';
 import { describe, expect, it } from 'vitest';
 import { MemoryBroker, MemoryTransport } from '../src/index.ts';
-import { ids, turns } from './support.ts';
+import { ids, record, sleep, turns } from './support.ts';
 
 async function brokerWithQueue(queueType: 'classic' | 'quorum', messages: string[]) {
   const broker = new MemoryBroker();

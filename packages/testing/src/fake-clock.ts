@@ -52,6 +52,12 @@ export class FakeClock implements Clock {
     return this.#pending.size;
   }
 
+  /** How far the earliest pending timer is from now (0 if it is due), or undefined for none. */
+  msUntilNextTimer(): number | undefined {
+    const next = this.#nextDue(Number.POSITIVE_INFINITY);
+    return next === undefined ? undefined : Math.max(0, next.due - this.#now);
+  }
+
   #nextDue(until: number): PendingTimer | undefined {
     let next: PendingTimer | undefined;
     for (const timer of this.#pending) {

@@ -32,6 +32,21 @@ describe('FakeClock', () => {
     expect(fired).toEqual([50, 100]);
   });
 
+  it('tells how far the earliest pending timer is, and nothing when none is left', () => {
+    const clock = new FakeClock(0);
+    expect(clock.msUntilNextTimer()).toBeUndefined();
+    clock.setTimer(() => {}, 300);
+    const early = clock.setTimer(() => {}, 100);
+
+    clock.advance(40);
+    expect(clock.msUntilNextTimer()).toBe(60);
+    early.cancel();
+    expect(clock.msUntilNextTimer()).toBe(260);
+    clock.advance(260);
+
+    expect(clock.msUntilNextTimer()).toBeUndefined();
+  });
+
   it('never fires a cancelled timer, and refuses to go back in time', () => {
     const clock = new FakeClock();
     let fired = false;

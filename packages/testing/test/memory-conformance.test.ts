@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Transport, topologyFor } from '@warren/core';
-import { type ConformanceFixture, describeTransportConformance } from '@warren/testing';
-import { MemoryBroker, MemoryTransport } from '../src/index.ts';
+import { MemoryBroker, MemoryTransport } from '@warren/memory';
+import { type ConformanceFixture, describeTransportConformance } from '../src/index.ts';
 
 /** A fresh broker per test: nothing one test declares can reach another. */
 async function memoryFixture(): Promise<ConformanceFixture> {

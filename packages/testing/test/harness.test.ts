@@ -1,0 +1,297 @@
+import { setTimeout as realSleep } from 'node:timers/promises';
+import { defineHandler, HEADERS, type InferenceClient } from '@warren/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  createHarness,
+  type Harness,
+  type HarnessOptions,
+  JobAnsweredError,
+  JobDeadLetteredError,
+  JobStillWaitingError,
+} from '../src/index.ts';
+
+const input = z.object({ text: z.string() });
+
+/** The attempts each handler call saw, in order. */
+type Calls = number[];
+
+/** Fails attempts up to `failUntil`, then answers with the attempt it is on. */
+function flakyHandler(failUntil: number, calls: Calls = []) {
+  return defineHandler({
+    name: 'flaky',
+    modelType: 'lab',
+    input,
+    async handle(_, { job }) {
+      calls.push(job.attempt);
+      if (job.attempt <= failUntil) throw new Error(`flaky on attempt ${job.attempt}`);
+      return { attempt: job.attempt };
+    },
+  });
+}
+
+/** Waits on its signal, and nothing else: only a deadline or a stop ends it. */
+const patientHandler = defineHandler({
+  name: 'patient',
+  modelType: 'lab',
+  input,
+  handle: (_, { signal }) =>
+    new Promise<never>((_resolve, reject) => {
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    }),
+});
+
+/** Embeds its text with the model named in its options. */
+const embedHandler = defineHandler({
+  name: 'embed',
+  modelType: 'feature-extraction',
+  input,
+  options: z.object({ model: z.string().default('tiny-embedder') }),
+  async handle({ text }, { inference, options, signal }) {
+    const [vector] = await inference.featureExtraction({
+      model: options.model,
+      inputs: [text],
+      signal,
+    });
+    return { model: options.model, vector };
+  },
+});
+
+describe('the plugin test harness', () => {
+  const harnesses: Harness[] = [];
+  afterEach(async () => {
+    for (const harness of harnesses.splice(0)) await harness.stop();
+  });
+
+  async function start(options: HarnessOptions): Promise<Harness> {
+    const harness = await createHarness(options);
+    harnesses.push(harness);
+    return harness;
+  }
+
+  it('retries a handler that fails twice after growing delays, then answers once, on attempt 3', async () => {
+    const calls: Calls = [];
+    const harness = await start({ handler: flakyHandler(2, calls) });
+
+    const id = await harness.publish({ text: 'hello' });
+    await expect(harness.result(id)).rejects.toThrow(
+      'attempt 1 failed with WARREN_HANDLER_FAILED (flaky on attempt 1), and attempt 2 waits in ' +
+        'a delay queue; advance the clock by at least 1000 ms',
+    );
+    await harness.advance(999);
+    await expect(harness.result(id)).rejects.toThrow('advance the clock by at least 1 ms');
+    await harness.advance(1);
+    await expect(harness.result(id)).rejects.toThrow('advance the clock by at least 2000 ms');
+    await harness.advance(1_999);
+    expect(harness.results).toHaveLength(0);
+    await harness.advance(1);
+
+    expect(await harness.result(id)).toEqual({ attempt: 3 });
+    await harness.advance(60_000);
+    expect(harness.results).toHaveLength(1);
+    expect(harness.results[0]?.headers[HEADERS.attempt]).toBe(3);
+    expect(calls).toEqual([1, 2, 3]);
+    expect(harness.counts).toMatchObject({ received: 3, retried: 2, succeeded: 1 });
+  });
+
+  it('dead-letters a handler that always fails as handler-failed once maxAttempts are spent', async () => {
+    const calls: Calls = [];
+    const harness = await start({
+      handler: flakyHandler(Infinity, calls),
+      retry: { maxAttempts: 3 },
+    });
+
+    const id = await harness.publish({ text: 'hello' });
+    await harness.advance(60_000);
+
+    expect(await harness.deadLetter(id)).toMatchObject({
+      messageId: id,
+      reason: 'handler-failed',
+      code: 'WARREN_HANDLER_FAILED',
+      message: 'flaky on attempt 3',
+      attempts: 3,
+      body: { text: 'hello' },
+    });
+    expect(calls).toEqual([1, 2, 3]);
+    expect(harness.counts).toMatchObject({ retried: 2, deadLettered: 1, succeeded: 0 });
+  });
+
+  it('dead-letters input that breaks the schema at once, without calling the handler', async () => {
+    const calls: Calls = [];
+    const harness = await start({ handler: flakyHandler(0, calls) });
+
+    const id = await harness.publish({ text: 42 });
+
+    expect(await harness.deadLetter(id)).toMatchObject({
+      reason: 'schema-violation',
+      code: 'WARREN_SCHEMA_VIOLATION',
+      message: 'input.text: expected string, found a number',
+      attempts: 1,
+      body: { text: 42 },
+    });
+    expect(calls).toEqual([]);
+    expect(harness.clock.now()).toBe(Date.UTC(2025, 0, 1));
+  });
+
+  it('dead-letters a job as expired when the clock passes its deadline while the handler waits on its signal', async () => {
+    const harness = await start({ handler: patientHandler, now: Date.UTC(2030, 5, 1) });
+
+    const id = await harness.publish({ text: 'hello' }, { deadline: harness.clock.now() + 5_000 });
+    await harness.advance(4_999);
+    expect(harness.deadLetters).toHaveLength(0);
+    await harness.advance(1);
+
+    expect(await harness.deadLetter(id)).toMatchObject({
+      reason: 'expired',
+      code: 'WARREN_DEADLINE_EXCEEDED',
+      message: 'deadline passed while the handler ran',
+      attempts: 1,
+    });
+    expect(harness.deadLetters[0]?.headers[HEADERS.failedAt]).toBe(Date.UTC(2030, 5, 1) + 5_000);
+    expect(harness.counts).toMatchObject({ expired: 1, deadLettered: 1 });
+  });
+
+  it('reports every state of a job, from decoding through done', async () => {
+    const harness = await start({ handler: flakyHandler(0) });
+
+    const id = await harness.publish({ text: 'hello' });
+    await harness.result(id);
+
+    const states = harness.transitions
+      .filter((event) => event.actor === 'job' && event.messageIds?.includes(id))
+      .map((event) => event.to);
+    expect(states).toEqual([
+      'decoding',
+      'validating',
+      'handling',
+      'publishing',
+      'settling',
+      'done',
+    ]);
+  });
+
+  it("rejects result() for a dead-lettered job with the dead letter's reason and code", async () => {
+    const harness = await start({ handler: flakyHandler(Infinity), retry: { maxAttempts: 1 } });
+
+    const id = await harness.publish({ text: 'hello' });
+    const failure = harness.result(id);
+
+    await expect(failure).rejects.toThrow(JobDeadLetteredError);
+    await expect(failure).rejects.toThrow(
+      `job ${id} was dead-lettered instead of answered: handler-failed (WARREN_HANDLER_FAILED) ` +
+        'after 1 attempt: flaky on attempt 1',
+    );
+  });
+
+  it('rejects deadLetter() for a job that was answered, quoting the result', async () => {
+    const harness = await start({ handler: flakyHandler(0) });
+
+    const id = await harness.publish({ text: 'hello' });
+
+    await expect(harness.deadLetter(id)).rejects.toThrow(
+      new JobAnsweredError({ messageId: id, body: { attempt: 1 }, headers: {} }).message,
+    );
+  });
+
+  it('rejects result() for a job stuck on the clock, saying how far to advance it', async () => {
+    const harness = await start({ handler: patientHandler });
+
+    const id = await harness.publish({ text: 'hello' }, { deadline: harness.clock.now() + 30_000 });
+    const waiting = harness.result(id);
+
+    await expect(waiting).rejects.toThrow(JobStillWaitingError);
+    await expect(waiting).rejects.toThrow(
+      `job ${id} is still waiting: its handler has not returned (or waits for a free slot under ` +
+        '`concurrency`); advance the clock by at least 30000 ms (harness.advance) to reach the ' +
+        'next timer',
+    );
+  });
+
+  it('rejects result() when nothing on the clock could ever move the job, and still stops', async () => {
+    const harness = await start({ handler: patientHandler, handlerGraceMs: 0 });
+
+    const id = await harness.publish({ text: 'hello' });
+
+    await expect(harness.result(id)).rejects.toThrow(
+      `job ${id} is still waiting, and nothing is pending on the clock: its handler has not returned`,
+    );
+    await harness.stop();
+    expect(harness.counts).toMatchObject({ received: 1, requeued: 1 });
+  });
+
+  it('gives a handler that awaits real I/O a little real time to return', async () => {
+    const slow = defineHandler({
+      name: 'slow',
+      modelType: 'lab',
+      input,
+      async handle({ text }) {
+        await realSleep(20);
+        return { text };
+      },
+    });
+    const harness = await start({ handler: slow });
+
+    const id = await harness.publish({ text: 'hello' });
+
+    expect(await harness.result(id)).toEqual({ text: 'hello' });
+  });
+
+  it('runs the handler with the given inference client and its options, defaults applied', async () => {
+    const requests: unknown[] = [];
+    const inference: InferenceClient = {
+      featureExtraction: async (request) => {
+        requests.push({ model: request.model, inputs: request.inputs });
+        return [[0.6, 0.8]];
+      },
+      textClassification: async () => [],
+    };
+    const harness = await start({ handler: embedHandler, inference, options: {} });
+
+    const id = await harness.publish({ text: 'hello' });
+
+    expect(await harness.result(id)).toEqual({ model: 'tiny-embedder', vector: [0.6, 0.8] });
+    expect(requests).toEqual([{ model: 'tiny-embedder', inputs: ['hello'] }]);
+  });
+
+  it('dead-letters at once a job whose handler calls inference when the harness has none', async () => {
+    const harness = await start({ handler: embedHandler });
+
+    const id = await harness.publish({ text: 'hello' });
+
+    await expect(harness.result(id)).rejects.toThrow(
+      'this harness has no inference client; pass `inference` to createHarness',
+    );
+  });
+
+  it("refuses handler options that break the handler's schema, naming the field", async () => {
+    await expect(createHarness({ handler: embedHandler, options: { model: 7 } })).rejects.toThrow(
+      'options.model: expected string, found 7',
+    );
+  });
+
+  it('answers a job published twice under one message id once', async () => {
+    const calls: Calls = [];
+    const harness = await start({ handler: flakyHandler(0, calls) });
+
+    await harness.publish({ text: 'hello' }, { messageId: 'job-1' });
+    await harness.publish({ text: 'hello' }, { messageId: 'job-1' });
+    await harness.advance(10_000);
+
+    expect(await harness.result('job-1')).toEqual({ attempt: 1 });
+    expect(harness.results).toHaveLength(1);
+    expect(calls).toEqual([1]);
+    expect(harness.counts.duplicates).toBe(1);
+  });
+
+  it('refuses to wait for a job it never published, and any call after stop()', async () => {
+    const harness = await start({ handler: flakyHandler(0) });
+
+    await expect(harness.result('nobody')).rejects.toThrow(
+      'result: no job with message id nobody was published here',
+    );
+    await harness.stop();
+    await expect(harness.publish({ text: 'hello' })).rejects.toThrow(
+      'harness: publish() after stop()',
+    );
+  });
+});
