@@ -1,22 +1,60 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BrokerUnreachableError } from '@warren/core';
-import { type DemoProgress, runDemo } from './run-demo.ts';
+import { AmqpTransport, redactUrl } from '@warren/amqp';
+import { describeThrown } from '@warren/core';
+import { type DemoBroker, type DemoProgress, runDemo } from './run-demo.ts';
 
 const SHARED = resolve(import.meta.dirname, '../../../../shared');
 const DEFAULT_DATA = resolve(SHARED, 'data/sts-b/sts-test.csv');
 const DEFAULT_MODEL = resolve(SHARED, 'models/use-lite-en');
-const DEFAULT_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
-const USAGE = `Usage: pnpm demo [--data <sts.csv>] [--model <folder | hub id>] [--limit N] [--json]
+const USAGE = `Usage: pnpm demo [--data <sts.csv>] [--model <folder | hub id>] [--limit <pairs>]
+                 [--prefetch N] [--json]
 
-Embeds every sentence of an STS Benchmark file through RabbitMQ with Warren and reports jobs,
+Embeds every sentence of an STS Benchmark file through a queue with Warren and reports jobs,
 wall time, jobs/s, and the Pearson and Spearman correlation of the pair cosines with the gold
-scores. Defaults: the data and model in ../shared when present. Broker: AMQP_URL
-(default ${DEFAULT_URL.replace('guest:guest@', '')}).`;
+scores. Defaults: the data and model in ../shared when present.
+
+Broker: RabbitMQ at AMQP_URL when it is set and answers; otherwise the embedded broker, in
+this process. --limit counts pairs (each pair is two jobs). --json ends with one JSON line.`;
+
+interface Args {
+  dataFile: string;
+  model: string;
+  limit?: number;
+  prefetch?: number;
+  json: boolean;
+}
 
 async function main(argv: string[]): Promise<number> {
+  let args: Args | 'help';
+  try {
+    args = parseCommandLine(argv);
+  } catch (error) {
+    console.error(`demo: ${describeThrown(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+
+  try {
+    const broker = await chooseBroker(process.env.AMQP_URL);
+    const report = await runDemo({ ...args, broker, onProgress: showProgress });
+    process.stderr.write('\n');
+    printReport(report);
+    if (args.json) console.log(JSON.stringify(report));
+    return report.results === report.jobs && report.duplicates === 0 ? 0 : 1;
+  } catch (error) {
+    process.stderr.write('\n');
+    console.error(`demo: ${describeThrown(error)}`);
+    return 1;
+  }
+}
+
+function parseCommandLine(argv: string[]): Args | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -28,47 +66,41 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (values.help) return 'help';
 
   const dataFile = values.data ?? (existsSync(DEFAULT_DATA) ? DEFAULT_DATA : undefined);
   const model = values.model ?? (existsSync(DEFAULT_MODEL) ? DEFAULT_MODEL : undefined);
   if (dataFile === undefined || model === undefined) {
-    console.error(
-      `demo: pass --data and --model (no ../shared folder with defaults here)\n\n${USAGE}`,
-    );
-    return 2;
+    throw new Error('pass --data and --model (there is no ../shared folder with defaults here)');
   }
-  const amqpUrl = process.env.AMQP_URL ?? DEFAULT_URL;
+  if (!existsSync(dataFile)) throw new Error(`--data: no file at ${dataFile}`);
+  if (/^[./~]/.test(model) && !existsSync(model)) {
+    throw new Error(`--model: no model folder at ${model} (a hub id looks like owner/name)`);
+  }
+  const args: Args = { dataFile, model, json: values.json };
+  if (values.limit !== undefined) args.limit = positiveInteger('--limit', values.limit);
+  if (values.prefetch !== undefined) args.prefetch = positiveInteger('--prefetch', values.prefetch);
+  return args;
+}
 
+/** RabbitMQ when AMQP_URL is set and answers; the embedded broker otherwise. Says which. */
+async function chooseBroker(url: string | undefined): Promise<DemoBroker> {
+  if (url === undefined || url === '') {
+    console.error('demo: AMQP_URL is not set; using the embedded broker');
+    return { kind: 'embedded' };
+  }
+  const probe = new AmqpTransport({ url, connectionName: 'warren-demo-probe' });
   try {
-    const report = await runDemo({
-      dataFile,
-      model,
-      amqpUrl,
-      ...(values.limit === undefined ? {} : { limit: positiveInteger('--limit', values.limit) }),
-      ...(values.prefetch === undefined
-        ? {}
-        : { prefetch: positiveInteger('--prefetch', values.prefetch) }),
-      onProgress: showProgress,
-    });
-    process.stderr.write('\n');
-    printReport(report);
-    if (values.json) console.log(JSON.stringify(report));
-    return report.results === report.jobs && report.duplicates === 0 ? 0 : 1;
+    await probe.connect();
+    console.error(`demo: using RabbitMQ at ${redactUrl(url)}`);
+    return { kind: 'rabbitmq', url };
   } catch (error) {
-    process.stderr.write('\n');
-    if (error instanceof BrokerUnreachableError) {
-      console.error(
-        `demo: no RabbitMQ answered. ${error.message}\n` +
-          'Start one (for example `rabbitmq-server -detached`) or point AMQP_URL at one.',
-      );
-      return 1;
-    }
-    console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
+    console.error(
+      `demo: no RabbitMQ answered (${describeThrown(error)}); using the embedded broker`,
+    );
+    return { kind: 'embedded' };
+  } finally {
+    await probe.close();
   }
 }
 

@@ -3,7 +3,8 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport, redactUrl } from '@warren/amqp';
-import { type Delivery, JobPublisher } from '@warren/core';
+import { type Delivery, JobPublisher, type Transport } from '@warren/core';
+import { MemoryBroker, MemoryTransport } from '@warren/memory';
 import { parseConfig, Worker } from '@warren/worker';
 import { type Logger, pino } from 'pino';
 import { cosine, pearson, readPairs, spearman } from './sts.ts';
@@ -13,12 +14,15 @@ const MODEL_TYPE = 'sentence-embedding';
 /** Jobs published but not yet confirmed, at most. Bounds the producer's memory, not the broker's. */
 const PUBLISH_WINDOW = 256;
 
+/** Where the jobs go: RabbitMQ at a URL, or the embedded broker in this process. */
+export type DemoBroker = { kind: 'rabbitmq'; url: string } | { kind: 'embedded' };
+
 export interface DemoOptions {
   /** An STS Benchmark file (tab-separated). */
   dataFile: string;
   /** A model folder, or a hub model id (then loaded from the hub). */
   model: string;
-  amqpUrl: string;
+  broker: DemoBroker;
   /** Exchange and queue name prefix (default `warren-demo`). */
   prefix?: string;
   /** Use only the first N pairs. */
@@ -64,14 +68,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const logger = options.logger ?? pino({ level: 'warn' }, pino.destination(2));
   const prefix = options.prefix ?? 'warren-demo';
 
-  const producer = new AmqpTransport({ url: options.amqpUrl, connectionName: 'warren-demo' });
+  const transports = transportsFor(options.broker);
+  const producer = transports.create('warren-demo');
   await producer.connect();
   let worker: Worker | undefined;
   try {
     worker = await Worker.start({
       config: parseConfig(workerConfig(options, prefix), process.cwd()),
       logger,
-      env: { AMQP_URL: options.amqpUrl },
+      transport: transports.create('warren-demo-worker'),
+      env: {},
     });
     const consumer = worker.consumers[0]!.consumer;
     const collected = await collect(
@@ -95,7 +101,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       jobs_per_s: round(texts.length / (collected.elapsedMs / 1000), 1),
       pearson: round(pearson(cosines, gold), 4),
       spearman: round(spearman(cosines, gold), 4),
-      broker: redactUrl(options.amqpUrl),
+      broker: transports.name,
       model: options.model,
     };
   } finally {
@@ -108,7 +114,6 @@ function workerConfig(options: DemoOptions, prefix: string): unknown {
   const isFolder = existsSync(options.model) && statSync(options.model).isDirectory();
   const folder = resolve(options.model);
   return {
-    broker: { url: options.amqpUrl, connectionName: 'warren-demo-worker' },
     topology: { prefix },
     inference: {
       local: isFolder
@@ -135,7 +140,7 @@ interface Collected {
 
 /** Publishes one job per text with a reply-to queue and gathers one result per job. */
 async function collect(
-  producer: AmqpTransport,
+  producer: Transport,
   texts: string[],
   prefix: string,
   options: DemoOptions,
@@ -217,6 +222,21 @@ async function collect(
     clearInterval(ticker);
     await subscription.cancel();
   }
+}
+
+/** Makes the transports of one demo run; the embedded broker is shared by all of them. */
+function transportsFor(broker: DemoBroker): { name: string; create(name: string): Transport } {
+  if (broker.kind === 'rabbitmq') {
+    return {
+      name: redactUrl(broker.url),
+      create: (connectionName) => new AmqpTransport({ url: broker.url, connectionName }),
+    };
+  }
+  const embedded = new MemoryBroker();
+  return {
+    name: 'embedded',
+    create: (connectionName) => new MemoryTransport(embedded, { connectionName }),
+  };
 }
 
 function round(value: number, digits: number): number {

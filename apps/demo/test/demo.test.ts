@@ -18,7 +18,7 @@ describe('the main job', () => {
     const report = await runDemo({
       dataFile: resolve(SHARED, 'data/sts-b/sts-test.csv'),
       model: resolve(SHARED, 'models/use-lite-en'),
-      amqpUrl: AMQP_URL,
+      broker: { kind: 'rabbitmq', url: AMQP_URL },
       prefix,
     });
 
@@ -32,4 +32,22 @@ describe('the main job', () => {
     expect(report.broker).toMatch(/^amqps?:\/\//);
     expect(report.broker).not.toContain('@');
   }, 300_000);
+
+  it('gives the same results on the embedded broker as through RabbitMQ', async () => {
+    const options = {
+      dataFile: resolve(SHARED, 'data/sts-b/sts-test.csv'),
+      model: resolve(SHARED, 'models/use-lite-en'),
+      limit: 200,
+      prefix,
+    };
+    const embedded = await runDemo({ ...options, broker: { kind: 'embedded' } });
+    const rabbit = await runDemo({ ...options, broker: { kind: 'rabbitmq', url: AMQP_URL } });
+
+    expect(embedded.broker).toBe('embedded');
+    expect(embedded.jobs).toBe(400);
+    expect(embedded.results).toBe(400);
+    expect(embedded.duplicates).toBe(0);
+    expect(embedded.pearson).toBe(rabbit.pearson);
+    expect(embedded.spearman).toBe(rabbit.spearman);
+  }, 120_000);
 });
