@@ -143,7 +143,7 @@ async function handleItem(item: JobItem, deps: JobDeps): Promise<void> {
     );
     return;
   }
-  if (!(await claim(item, deps))) return;
+  if (!(await claim(item, remaining, deps))) return;
 
   const deadline = new AbortController();
   const timer =
@@ -204,12 +204,20 @@ export function remainingMs(envelope: JobEnvelope, deps: JobDeps): number | unde
   return envelope.deadline + deps.deadlines.skewMs - deps.clock.now();
 }
 
-/** Claims the job in the dedupe store; false when it must not run here now. */
-async function claim(item: JobItem, deps: JobDeps): Promise<boolean> {
+/**
+ * Claims the job in the dedupe store; false when it must not run here now. The claim lasts
+ * until the job's deadline (the handler cannot run past it), else for the configured lease.
+ */
+async function claim(
+  item: JobItem,
+  remaining: number | undefined,
+  deps: JobDeps,
+): Promise<boolean> {
   if (deps.dedupe === undefined) return true;
   const messageId = item.envelope!.messageId;
+  const leaseMs = remaining === undefined ? deps.dedupe.leaseMs : Math.max(1, Math.ceil(remaining));
   try {
-    const state = await deps.dedupe.store.claim(messageId, deps.dedupe.leaseMs);
+    const state = await deps.dedupe.store.claim(messageId, leaseMs);
     if (state === 'done') item.duplicate = true;
     else if (state === 'in-progress') item.deferred = true;
     else item.claimed = true;
