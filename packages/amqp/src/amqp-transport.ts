@@ -2,13 +2,16 @@ import {
   BrokerUnreachableError,
   ConfigError,
   type ConsumeOptions,
+  checkPrefetch,
   type Delivery,
   IllegalStateError,
+  type LogSink,
   type MessageProperties,
   type PublishOptions,
   type PublishTarget,
   type QueueTopology,
   type Subscription,
+  silentLogSink,
   type Transport,
 } from '@warren/core';
 import { type ChannelModel, connect } from 'amqplib';
@@ -16,18 +19,14 @@ import { describeCause } from './cause.ts';
 import { ChannelConsumer, type Outcome, type Receipt } from './channel-consumer.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
 import { declareTopology } from './declare.ts';
-import { silentLogger, type TransportLogger } from './logger.ts';
 import { toPublishOptions } from './properties.ts';
 import { amqpUrlProblem, dialUrl, redactUrl } from './url.ts';
-
-/** AMQP carries the prefetch count in 16 bits. */
-const MAX_PREFETCH = 65_535;
 
 export interface AmqpTransportOptions {
   /** `amqp://user:password@host:port/vhost`; logs and errors show it without credentials. */
   url: string;
   /** A pino logger, or anything with its `debug`/`info`/`warn`/`error`; silent by default. */
-  logger?: TransportLogger;
+  logger?: LogSink;
   /** Shown by the broker (management UI, `rabbitmqctl list_connections`) for this connection. */
   connectionName?: string;
   /** Heartbeat interval to ask the broker for; the broker's own suggestion when absent. */
@@ -51,7 +50,7 @@ export class AmqpTransport implements Transport {
   readonly #url: string;
   readonly #broker: string;
   readonly #connectionName: string | undefined;
-  readonly #logger: TransportLogger;
+  readonly #logger: LogSink;
   readonly #fields: { broker: string; connectionName?: string };
   readonly #consumers = new Set<ChannelConsumer>();
   readonly #receipts = new WeakMap<Delivery, Receipt>();
@@ -78,7 +77,7 @@ export class AmqpTransport implements Transport {
     this.#url = dialUrl(options.url, heartbeat);
     this.#broker = redactUrl(options.url);
     this.#connectionName = options.connectionName;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger ?? silentLogSink;
     this.#fields =
       options.connectionName === undefined
         ? { broker: this.#broker }
@@ -289,14 +288,6 @@ export class AmqpTransport implements Transport {
     return new BrokerUnreachableError(
       `cannot connect to ${this.#broker}: ${describeCause(cause)}`,
       { cause },
-    );
-  }
-}
-
-function checkPrefetch(prefetch: number): void {
-  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > MAX_PREFETCH) {
-    throw new RangeError(
-      `prefetch: expected an integer from 1 to ${MAX_PREFETCH}, found ${prefetch}`,
     );
   }
 }

@@ -1,7 +1,6 @@
-import type { CancelListener, Delivery } from '@warren/core';
+import type { CancelListener, Delivery, LogSink } from '@warren/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { describeCause } from './cause.ts';
-import type { TransportLogger } from './logger.ts';
 import { fromAmqpProperties } from './properties.ts';
 
 /** How a delivery is settled. */
@@ -22,7 +21,7 @@ export interface ChannelConsumerOptions {
   onCancel: CancelListener | undefined;
   /** Where each delivery's receipt goes, so the transport can settle it on this channel. */
   receipts: WeakMap<Delivery, Receipt>;
-  logger: TransportLogger;
+  logger: LogSink;
   fields: object;
   /** Why the connection went away, if it has. */
   connectionCause: () => Error | undefined;

@@ -1,7 +1,6 @@
-import { PublishError, type PublishTarget, UnroutableError } from '@warren/core';
+import { type LogSink, PublishError, type PublishTarget, UnroutableError } from '@warren/core';
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { describeCause } from './cause.ts';
-import type { TransportLogger } from './logger.ts';
 
 /** A confirm channel and what became of it. */
 interface PublishChannel {
@@ -15,7 +14,7 @@ interface PublishChannel {
 
 export interface ConfirmPublisherOptions {
   connection: ChannelModel;
-  logger: TransportLogger;
+  logger: LogSink;
   /** Fields every log line carries (the broker, the connection name). */
   fields: object;
   /** Why the connection went away, if it has: the reason a channel closed without one. */

@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { LogSink } from '@warren/core';
 import { type QueueTopology, topologyFor } from '@warren/core';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
-import {
-  AmqpTransport,
-  type AmqpTransportOptions,
-  redactUrl,
-  type TransportLogger,
-} from '../src/index.ts';
+import { AmqpTransport, type AmqpTransportOptions, redactUrl } from '../src/index.ts';
 
 /** The broker the tests run against; a test that finds none fails. */
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -19,7 +15,7 @@ export interface LogEntry {
 }
 
 /** A logger that keeps what it is given. */
-export class RecordingLogger implements TransportLogger {
+export class RecordingLogger implements LogSink {
   readonly entries: LogEntry[] = [];
 
   debug(fields: object, message: string): void {

@@ -9,7 +9,7 @@ import type { InferenceClient } from './inference.ts';
 import type { DeadlinePolicy, DedupeOptions, JobItem } from './job-steps.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { type TopologyOptions, topologyFor } from './topology.ts';
-import type { Transport } from './transport.ts';
+import { checkPrefetch, type Transport } from './transport.ts';
 
 export interface ConsumerOptions {
   handler: Handler;
@@ -73,9 +73,7 @@ export class Consumer {
 
   constructor(options: ConsumerOptions) {
     const prefetch = options.prefetch ?? 16;
-    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) {
-      throw new RangeError(`prefetch: expected an integer from 1 to 65535, found ${prefetch}`);
-    }
+    checkPrefetch(prefetch);
     this.#logger = options.logger.child({ handler: options.handler.name });
     const shutdown = new AbortController();
     const draining = new AbortController();

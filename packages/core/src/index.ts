@@ -66,6 +66,8 @@ export type {
   JobItem,
   JobOutcome,
 } from './job-steps.ts';
+export type { LogSink } from './log-sink.ts';
+export { silentLogSink } from './log-sink.ts';
 export type { PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
 export type { RetryPolicy } from './retry.ts';
@@ -85,5 +87,6 @@ export type {
   Subscription,
   Transport,
 } from './transport.ts';
+export { checkPrefetch } from './transport.ts';
 export type { DescribeOptions } from './validation.ts';
 export { describeIssues } from './validation.ts';

@@ -130,3 +130,15 @@ export interface Transport {
   nack(delivery: Delivery, options: { requeue: boolean }): void;
   close(): Promise<void>;
 }
+
+/** AMQP carries the prefetch count in 16 bits; 0 would mean no limit, which Warren never wants. */
+const MAX_PREFETCH = 65_535;
+
+/** Throws a RangeError unless `prefetch` is an integer from 1 to 65535. */
+export function checkPrefetch(prefetch: number): void {
+  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > MAX_PREFETCH) {
+    throw new RangeError(
+      `prefetch: expected an integer from 1 to ${MAX_PREFETCH}, found ${prefetch}`,
+    );
+  }
+}

@@ -2,7 +2,6 @@ export type { PipelineLoader, PipelineLoadOptions } from './default-loader.ts';
 export { loadWithTransformers } from './default-loader.ts';
 export type { LocalInferenceOptions, TooLongPolicy } from './local-inference.ts';
 export { LocalInference } from './local-inference.ts';
-export type { InferenceLogger } from './logger.ts';
 export type { RemoteInferenceOptions } from './remote-inference.ts';
 export { RemoteInference } from './remote-inference.ts';
 export type {

@@ -6,12 +6,13 @@ import {
   type InferenceClient,
   InferenceError,
   InputTooLongError,
+  type LogSink,
+  silentLogSink,
   type TextClassificationRequest,
   WarrenError,
 } from '@warren/core';
 import { loadWithTransformers, type PipelineLoader } from './default-loader.ts';
 import { checkTopK, logitRows, topLabels } from './labels.ts';
-import { type InferenceLogger, silentLogger } from './logger.ts';
 import { loadPipeline, type ModelSource } from './pipeline-cache.ts';
 import type { PipelineTask, TensorView, TextPipeline } from './text-pipeline.ts';
 import { normalizeVector, poolVectors } from './vectors.ts';
@@ -39,7 +40,7 @@ export interface LocalInferenceOptions {
    * the model's `max_position_embeddings` when the tokenizer names no limit.
    */
   maxInputTokens?: number;
-  logger?: InferenceLogger;
+  logger?: LogSink;
   /** Loads a model; defaults to transformers.js's `pipeline()`. Tests inject their own. */
   loader?: PipelineLoader;
 }
@@ -55,7 +56,7 @@ export class LocalInference implements InferenceClient {
   readonly #source: ModelSource;
   readonly #onTooLong: TooLongPolicy;
   readonly #maxInputTokens: number | undefined;
-  readonly #logger: InferenceLogger;
+  readonly #logger: LogSink;
   readonly #loader: PipelineLoader;
 
   constructor(options: LocalInferenceOptions = {}) {
@@ -80,7 +81,7 @@ export class LocalInference implements InferenceClient {
     };
     this.#onTooLong = options.onTooLong ?? 'truncate';
     this.#maxInputTokens = maxInputTokens;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger ?? silentLogSink;
     this.#loader = options.loader ?? loadWithTransformers;
   }
 

@@ -1,7 +1,6 @@
 import { type DataType, env } from '@huggingface/transformers';
-import { ModelLoadError } from '@warren/core';
+import { type LogSink, ModelLoadError } from '@warren/core';
 import type { PipelineLoader } from './default-loader.ts';
-import type { InferenceLogger } from './logger.ts';
 import type { PipelineTask, TextPipeline } from './text-pipeline.ts';
 
 /** Where and how a model is loaded from; part of the cache key. */
@@ -36,7 +35,7 @@ export function loadPipeline(
   task: PipelineTask,
   model: string,
   source: ModelSource,
-  logger: InferenceLogger,
+  logger: LogSink,
 ): Promise<TextPipeline> {
   const cache = cacheFor(loader);
   const key = JSON.stringify([
@@ -63,7 +62,7 @@ async function loadNow(
   task: PipelineTask,
   model: string,
   source: ModelSource,
-  logger: InferenceLogger,
+  logger: LogSink,
 ): Promise<TextPipeline> {
   const fields = { task, model, dtype: source.dtype, from: describeSource(source) };
   const started = performance.now();

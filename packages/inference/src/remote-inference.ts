@@ -12,10 +12,11 @@ import {
   type FeatureExtractionRequest,
   type InferenceClient,
   InferenceError,
+  type LogSink,
+  silentLogSink,
   type TextClassificationRequest,
 } from '@warren/core';
 import { checkTopK } from './labels.ts';
-import { type InferenceLogger, silentLogger } from './logger.ts';
 import { bestLabels, vectorsFromResponse } from './remote-shapes.ts';
 import { normalizeVector } from './vectors.ts';
 
@@ -33,7 +34,7 @@ export interface RemoteInferenceOptions {
    * ... or `auto`); the library picks (`auto`) when unset. An unknown name is a `ConfigError`.
    */
   provider?: string;
-  logger?: InferenceLogger;
+  logger?: LogSink;
   /** The `fetch` to make requests with; the global one otherwise. */
   fetch?: typeof fetch;
 }
@@ -51,7 +52,7 @@ export class RemoteInference implements InferenceClient {
   readonly #client: HfInferenceClient;
   readonly #provider: InferenceProviderOrPolicy | undefined;
   readonly #fetch: typeof fetch | undefined;
-  readonly #logger: InferenceLogger;
+  readonly #logger: LogSink;
 
   constructor(options: RemoteInferenceOptions = {}) {
     const { endpointUrl, accessToken = '', provider } = options;
@@ -61,7 +62,7 @@ export class RemoteInference implements InferenceClient {
     this.#client = new HfInferenceClient(accessToken, endpointUrl ? { endpointUrl } : {});
     this.#provider = provider === undefined ? undefined : knownProvider(provider);
     this.#fetch = options.fetch;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger ?? silentLogSink;
   }
 
   /**

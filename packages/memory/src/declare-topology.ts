@@ -1,9 +1,9 @@
 import type { QueueTopology } from '@warren/core';
+import { describeThrown } from '@warren/core';
 import type { BrokerConnection } from './broker-connection.ts';
 import { BrokerRefusalError } from './broker-refusal.ts';
 import type { ExchangeType } from './exchange.ts';
 import type { QueueArguments } from './queue-arguments.ts';
-import { describeCause } from './transport-logger.ts';
 
 /**
  * Declares a model type's exchanges, queues and bindings exactly as `@warren/amqp` declares them
@@ -70,7 +70,7 @@ function declarationError(entity: string, expected: string, cause: unknown): Err
   const mismatch = cause instanceof BrokerRefusalError && cause.kind === 'PRECONDITION_FAILED';
   const message = mismatch
     ? `${entity} already exists with other arguments than Warren declares (${expected}); ` +
-      `delete it or align it: ${describeCause(cause)}`
-    : `declaring ${entity} failed: ${describeCause(cause)}`;
+      `delete it or align it: ${describeThrown(cause)}`
+    : `declaring ${entity} failed: ${describeThrown(cause)}`;
   return new Error(message, { cause });
 }

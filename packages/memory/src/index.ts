@@ -9,5 +9,4 @@ export type { MemoryTransportOptions } from './memory-transport.ts';
 export { MemoryTransport } from './memory-transport.ts';
 export type { QueueArguments, QueueArgumentValue, QueueDeclaration } from './queue-arguments.ts';
 export type { BrokerConsumer, BrokerDelivery } from './queue-consumer.ts';
-export type { TransportLogger } from './transport-logger.ts';
 export type { DeclaredQueue } from './vhost.ts';

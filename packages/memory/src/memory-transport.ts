@@ -1,13 +1,17 @@
 import {
   type ConsumeOptions,
+  checkPrefetch,
   type Delivery,
+  describeThrown,
   IllegalStateError,
+  type LogSink,
   type MessageProperties,
   PublishError,
   type PublishOptions,
   type PublishTarget,
   type QueueTopology,
   type Subscription,
+  silentLogSink,
   type Transport,
   UnroutableError,
 } from '@warren/core';
@@ -16,16 +20,12 @@ import type { DeathRecord } from './dead-letter.ts';
 import { declareTopology } from './declare-topology.ts';
 import type { MemoryBroker } from './memory-broker.ts';
 import { type Outcome, type Receipt, TransportConsumer } from './transport-consumer.ts';
-import { describeCause, silentLogger, type TransportLogger } from './transport-logger.ts';
-
-/** AMQP carries the prefetch count in 16 bits; the embedded broker keeps the same range. */
-const MAX_PREFETCH = 65_535;
 
 export interface MemoryTransportOptions {
   /** Names the connection in log lines, as `@warren/amqp` names its broker connection. */
   connectionName?: string;
   /** A pino logger, or anything with its `debug`/`info`/`warn`/`error`; silent by default. */
-  logger?: TransportLogger;
+  logger?: LogSink;
 }
 
 /**
@@ -43,7 +43,7 @@ type TransportState = 'idle' | 'connected' | 'closed';
  */
 export class MemoryTransport implements Transport {
   readonly #broker: MemoryBroker;
-  readonly #logger: TransportLogger;
+  readonly #logger: LogSink;
   readonly #fields: { broker: string; connectionName?: string };
   readonly #consumers = new Set<TransportConsumer>();
   readonly #receipts = new WeakMap<Delivery, Receipt>();
@@ -54,7 +54,7 @@ export class MemoryTransport implements Transport {
   constructor(broker: MemoryBroker, options: MemoryTransportOptions = {}) {
     this.#broker = broker;
     this.#connectionName = options.connectionName;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger ?? silentLogSink;
     this.#fields =
       options.connectionName === undefined
         ? { broker: 'memory' }
@@ -129,7 +129,7 @@ export class MemoryTransport implements Transport {
     try {
       queues = connection.publish(target, body, properties);
     } catch (cause) {
-      throw new PublishError(`publish to ${where} failed: ${describeCause(cause)}`, { cause });
+      throw new PublishError(`publish to ${where} failed: ${describeThrown(cause)}`, { cause });
     }
     if (options.mandatory && queues === 0) {
       throw new UnroutableError(`no queue is bound for ${where}`);
@@ -190,13 +190,5 @@ export class MemoryTransport implements Transport {
     if (this.#state === 'closed') {
       throw new IllegalStateError(`${operation}: expected an open transport, found it closed`);
     }
-  }
-}
-
-function checkPrefetch(prefetch: number): void {
-  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > MAX_PREFETCH) {
-    throw new RangeError(
-      `prefetch: expected an integer from 1 to ${MAX_PREFETCH}, found ${prefetch}`,
-    );
   }
 }

@@ -1,8 +1,8 @@
 import type { CancelListener, Delivery } from '@warren/core';
+import { describeThrown, type LogSink } from '@warren/core';
 import type { BrokerConnection } from './broker-connection.ts';
 import type { DeathRecord } from './dead-letter.ts';
 import type { BrokerConsumer, BrokerDelivery } from './queue-consumer.ts';
-import { describeCause, type TransportLogger } from './transport-logger.ts';
 
 /** How a delivery is settled. */
 export type Outcome = { kind: 'ack' } | { kind: 'nack'; requeue: boolean };
@@ -23,7 +23,7 @@ export interface TransportConsumerOptions {
   onCancel: CancelListener | undefined;
   /** Where each delivery's receipt goes, so the transport can settle it through this consumer. */
   receipts: WeakMap<Delivery, Receipt>;
-  logger: TransportLogger;
+  logger: LogSink;
   fields: object;
   /** Called once the consumer's channel has closed. */
   onClosed: (consumer: TransportConsumer) => void;
@@ -59,7 +59,7 @@ export class TransportConsumer {
         onCancel: () => this.#onBrokerCancel(),
       });
     } catch (cause) {
-      throw new Error(`consuming from queue "${options.queue}" failed: ${describeCause(cause)}`, {
+      throw new Error(`consuming from queue "${options.queue}" failed: ${describeThrown(cause)}`, {
         cause,
       });
     }
@@ -123,7 +123,7 @@ export class TransportConsumer {
     } catch (error) {
       const fields = { ...this.#fields, deliveryTag: delivery.deliveryTag };
       this.#options.logger.error(
-        { ...fields, error: describeCause(error) },
+        { ...fields, error: describeThrown(error) },
         'delivery listener threw',
       );
     }
@@ -145,7 +145,7 @@ export class TransportConsumer {
     try {
       this.#options.onCancel?.(reason);
     } catch (error) {
-      const detail = { ...this.#fields, error: describeCause(error) };
+      const detail = { ...this.#fields, error: describeThrown(error) };
       this.#options.logger.error(detail, 'cancel listener threw');
     }
   }

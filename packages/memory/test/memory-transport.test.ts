@@ -1,5 +1,6 @@
+import type { LogSink } from '@warren/core';
 import { describe, expect, it } from 'vitest';
-import { MemoryBroker, MemoryTransport, type TransportLogger } from '../src/index.ts';
+import { MemoryBroker, MemoryTransport } from '../src/index.ts';
 import { record, turns, waitFor } from './support.ts';
 
 interface Entry {
@@ -8,7 +9,7 @@ interface Entry {
   message: string;
 }
 
-function recordingLogger(): { logger: TransportLogger; entries: Entry[] } {
+function recordingLogger(): { logger: LogSink; entries: Entry[] } {
   const entries: Entry[] = [];
   const keep =
     (level: string) =>

@@ -1,8 +1,8 @@
 /**
- * The part of a pino `Logger` the transport writes to: a fields object first, then a fixed
- * message. Any pino logger fits; so does a test double.
+ * The part of a pino `Logger` that Warren's packages write to: a fields object first, then a
+ * fixed message. Any pino logger fits; so does a test double.
  */
-export interface TransportLogger {
+export interface LogSink {
   debug(fields: object, message: string): void;
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
@@ -11,8 +11,8 @@ export interface TransportLogger {
 
 function discard(): void {}
 
-/** The default logger: writes nothing. */
-export const silentLogger: TransportLogger = {
+/** The default where no logger is given: writes nothing. */
+export const silentLogSink: LogSink = {
   debug: discard,
   info: discard,
   warn: discard,
