@@ -3,6 +3,7 @@ import {
   DEFAULT_RETRY_POLICY,
   type DedupeStore,
   type Delivery,
+  encodeJob,
   HEADERS,
   JobPublisher,
   type JobSpec,
@@ -11,6 +12,7 @@ import {
   type Transport,
   topologyFor,
 } from '@warren/core';
+import { RedisDedupeStore } from '@warren/redis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker, type WorkerConfig } from '../src/index.ts';
@@ -74,6 +76,7 @@ describe.each([
     dedupeStore?: DedupeStore;
     /** Receives the worker's log lines, parsed. */
     logs?: Array<Record<string, unknown>>;
+    deadlines?: Record<string, unknown>;
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
@@ -83,7 +86,7 @@ describe.each([
       {
         topology: { prefix, ...options.topology },
         handlers: [{ module: LAB, prefetch: options.prefetch ?? 4, retry }],
-        deadlines: { skewMs: 0 },
+        deadlines: { skewMs: 0, ...options.deadlines },
       },
       process.cwd(),
     );
@@ -194,6 +197,26 @@ describe.each([
     expect(counts(lab)).toMatchObject({ expired: 1, deadLettered: 1, retried: 0 });
   });
 
+  it('drops a job found expired when the policy says drop, and counts it', async () => {
+    const lab = await startLab({ deadlines: { onExpired: 'drop' } });
+    const key = `late-${lab.prefix}`;
+
+    // Published raw: JobPublisher would give it a 1 ms expiration, and the broker might drop it first.
+    const { body, properties } = encodeJob({ modelType: 'lab', tenant: 'acme', input: { key } });
+    properties.headers![HEADERS.deadline] = Date.now() - 1_000;
+    await lab.producer.publish(
+      { exchange: `${lab.prefix}.jobs`, routingKey: 'lab.public' },
+      body,
+      properties,
+    );
+    await waitFor(() => counts(lab).dropped === 1, 'the drop');
+
+    expect(counts(lab)).toMatchObject({ expired: 1, dropped: 1, deadLettered: 0 });
+    expect(callsFor(key)).toHaveLength(0);
+    expect(lab.deadLetters).toHaveLength(0);
+    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
+  });
+
   it('abandons a handler that ignores its signal at the deadline, and goes on with the next job', async () => {
     const lab = await startLab();
     const stuck = `stuck-${lab.prefix}`;
@@ -226,30 +249,39 @@ describe.each([
     expect(lab.results).toHaveLength(1);
   });
 
-  it('acks a redelivered job whose result was already published, without running the handler', async () => {
-    const store = new MemoryDedupeStore();
-    // The first worker's acks never reach the broker: as if it died right after publishing.
-    const lab = await startLab({ dedupeStore: store, transport: withoutAcks(broker.transport()) });
-    const key = `redelivered-${lab.prefix}`;
-    await lab.publish({ key });
-    await waitFor(() => lab.results.length === 1, 'the result');
-    await lab.worker.stop();
+  it.each([
+    ['in memory', () => new MemoryDedupeStore()],
+    ['in Redis', () => new RedisDedupeStore({ keyPrefix: `warren-test:${uniquePrefix()}:` })],
+  ])(
+    'acks a redelivered job whose result was already published (store %s), without running the handler',
+    async (_, makeStore) => {
+      const store: DedupeStore = makeStore();
+      // The first worker's acks never reach the broker: as if it died right after publishing.
+      const lab = await startLab({
+        dedupeStore: store,
+        transport: withoutAcks(broker.transport()),
+      });
+      const key = `redelivered-${lab.prefix}`;
+      await lab.publish({ key });
+      await waitFor(() => lab.results.length === 1, 'the result');
+      await lab.worker.stop();
 
-    const second = await Worker.start({
-      config: lab.config,
-      logger: pino({ level: 'silent' }),
-      transport: broker.transport(),
-      dedupeStore: store,
-      env: {},
-    });
-    lab.worker = second;
-    await waitFor(() => second.consumers[0]!.consumer.counts.duplicates === 1, 'the duplicate');
+      const second = await Worker.start({
+        config: lab.config,
+        logger: pino({ level: 'silent' }),
+        transport: broker.transport(),
+        dedupeStore: store,
+        env: {},
+      });
+      lab.worker = second;
+      await waitFor(() => second.consumers[0]!.consumer.counts.duplicates === 1, 'the duplicate');
 
-    expect(callsFor(key)).toHaveLength(1);
-    expect(lab.results).toHaveLength(1);
-    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
-    await store.close();
-  });
+      expect(callsFor(key)).toHaveLength(1);
+      expect(lab.results).toHaveLength(1);
+      expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
+      await store.close();
+    },
+  );
 
   it('dead-letters each malformed body once, logs it once, and never requeues it', async () => {
     const logs: Array<Record<string, unknown>> = [];

@@ -188,8 +188,8 @@ function logFailure(
 ): void {
   deps.logger.warn(
     {
+      // The logger is the consumer's, which already names the handler.
       messageId: item.delivery.properties.messageId,
-      handler: deps.handler.name,
       code: error.code,
       attempt: item.envelope?.attempt ?? 1,
       queue: item.delivery.queue,
