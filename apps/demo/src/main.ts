@@ -10,20 +10,22 @@ const DEFAULT_DATA = resolve(SHARED, 'data/sts-b/sts-test.csv');
 const DEFAULT_MODEL = resolve(SHARED, 'models/use-lite-en');
 
 const USAGE = `Usage: pnpm demo [--data <sts.csv>] [--model <folder | hub id>] [--limit <pairs>]
-                 [--prefetch N] [--json]
+                 [--prefetch N] [--prefix <name>] [--json]
 
 Embeds every sentence of an STS Benchmark file through a queue with Warren and reports jobs,
 wall time, jobs/s, and the Pearson and Spearman correlation of the pair cosines with the gold
 scores. Defaults: the data and model in ../shared when present.
 
 Broker: RabbitMQ at AMQP_URL when it is set and answers; otherwise the embedded broker, in
-this process. --limit counts pairs (each pair is two jobs). --json ends with one JSON line.`;
+this process. --limit counts pairs (each pair is two jobs). --prefix names the exchanges and
+queues (default warren-demo). --json ends with one JSON line.`;
 
 interface Args {
   dataFile: string;
   model: string;
   limit?: number;
   prefetch?: number;
+  prefix?: string;
   json: boolean;
 }
 
@@ -62,6 +64,7 @@ function parseCommandLine(argv: string[]): Args | 'help' {
       model: { type: 'string' },
       limit: { type: 'string' },
       prefetch: { type: 'string' },
+      prefix: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -80,6 +83,7 @@ function parseCommandLine(argv: string[]): Args | 'help' {
   const args: Args = { dataFile, model, json: values.json };
   if (values.limit !== undefined) args.limit = positiveInteger('--limit', values.limit);
   if (values.prefetch !== undefined) args.prefetch = positiveInteger('--prefetch', values.prefetch);
+  if (values.prefix !== undefined) args.prefix = values.prefix;
   return args;
 }
 

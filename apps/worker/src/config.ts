@@ -109,7 +109,18 @@ export const workerConfigSchema = z
       .strict()
       .default({ level: 'info' }),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    if (config.topology.maxPriority !== undefined && config.topology.queueType === 'quorum') {
+      context.addIssue({
+        code: 'custom',
+        path: ['topology', 'maxPriority'],
+        message:
+          'quorum queues have no priority on RabbitMQ 3.10: set topology.queueType "classic", ' +
+          'or give urgent jobs a model type (queue) of their own',
+      });
+    }
+  });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;
 export type WorkerConfigInput = z.input<typeof workerConfigSchema>;

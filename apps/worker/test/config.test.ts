@@ -48,6 +48,12 @@ describe('the worker config', () => {
     );
   });
 
+  it('refuses a priority queue of the quorum type, and says what to do instead', () => {
+    expect(configError({ handlers: [{ module: 'x' }], topology: { maxPriority: 5 } })).toMatch(
+      /^config\.topology\.maxPriority: quorum queues have no priority on RabbitMQ 3\.10: set topology\.queueType "classic"/,
+    );
+  });
+
   it('refuses fields it does not know, so a typo is not silently ignored', () => {
     expect(configError({ handlers: [{ module: 'x', prefech: 4 }] })).toBe(
       'config.handlers[0]: unexpected field prefech',

@@ -77,6 +77,8 @@ describe.each([
     /** Receives the worker's log lines, parsed. */
     logs?: Array<Record<string, unknown>>;
     deadlines?: Record<string, unknown>;
+    concurrency?: number;
+    drainTimeoutMs?: number;
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
@@ -85,7 +87,15 @@ describe.each([
     const config = parseConfig(
       {
         topology: { prefix, ...options.topology },
-        handlers: [{ module: LAB, prefetch: options.prefetch ?? 4, retry }],
+        handlers: [
+          {
+            module: LAB,
+            prefetch: options.prefetch ?? 4,
+            concurrency: options.concurrency ?? 1,
+            retry,
+          },
+        ],
+        shutdown: { drainTimeoutMs: options.drainTimeoutMs ?? 30_000 },
         deadlines: { skewMs: 0, ...options.deadlines },
       },
       process.cwd(),
@@ -163,6 +173,7 @@ describe.each([
     );
     expect(callsFor(key)).toHaveLength(3);
     expect(lab.results).toHaveLength(0);
+    await waitFor(() => counts(lab).deadLettered === 1, 'the dead letter to be counted');
     expect(counts(lab)).toMatchObject({ retried: 2, deadLettered: 1 });
     expect(lab.worker.consumers[0]!.consumer.state).toBe('consuming');
     expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
@@ -194,6 +205,7 @@ describe.each([
       [HEADERS.errorCode]: 'WARREN_DEADLINE_EXCEEDED',
     });
     expect(lab.deadLetters[0]!.properties.expiration).toBeUndefined();
+    await waitFor(() => counts(lab).deadLettered === 1, 'the dead letter to be counted');
     expect(counts(lab)).toMatchObject({ expired: 1, deadLettered: 1, retried: 0 });
   });
 
@@ -314,6 +326,44 @@ describe.each([
     expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
   });
 
+  it('sends a job interrupted by shutdown back without counting it toward the delivery limit', async () => {
+    const key = `interrupted-${uniquePrefix()}`;
+    const lab = await startLab({ topology: { deliveryLimit: 1 }, drainTimeoutMs: 50 });
+    await lab.publish({ key, sleepMs: 400 });
+
+    // Three graceful restarts, each cutting the job short; a nack-requeue would have counted.
+    for (let restart = 1; restart <= 3; restart += 1) {
+      await waitFor(() => callsFor(key).length === restart, `run ${restart} to start`);
+      await lab.worker.stop();
+      lab.worker = await Worker.start({
+        config: lab.config,
+        logger: pino({ level: 'silent' }),
+        transport: broker.transport(),
+        env: {},
+      });
+    }
+    await waitFor(() => lab.results.length === 1, 'the result');
+
+    expect(lab.deadLetters).toHaveLength(0);
+    expect(callsFor(key).map((call) => call.attempt)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('raises prefetch for a backlog of fresh jobs, so fast jobs pass a slow one', async () => {
+    const key = `backlog-speed-${uniquePrefix()}`;
+    const lab = await startLab({
+      prefetch: 8,
+      concurrency: 2,
+      before: async (lab) => {
+        await lab.publish({ key: `${key}-slow`, sleepMs: 800 });
+        for (let i = 0; i < 4; i += 1) await lab.publish({ key: `${key}-fast` });
+      },
+    });
+    await waitFor(() => lab.results.length === 5, 'all results');
+
+    const order = lab.results.map((d) => (JSON.parse(d.body.toString()) as { key: string }).key);
+    expect(order.at(-1)).toBe(`${key}-slow`);
+  });
+
   it('handles jobs that were queued before the worker started', async () => {
     const key = `backlog-${uniquePrefix()}`;
     const lab = await startLab({
@@ -323,6 +373,8 @@ describe.each([
       },
     });
     await waitFor(() => lab.results.length === 20, 'all 20 results');
+    // A result can arrive before its job's ack is counted.
+    await waitFor(() => counts(lab).succeeded === 20, 'all 20 acks');
 
     expect(counts(lab)).toMatchObject({ received: 20, succeeded: 20 });
     expect(callsFor(key)).toHaveLength(20);

@@ -153,7 +153,8 @@ describe('malformed and failing jobs', () => {
   });
 
   it('leaves the work queue empty, with its consumer still attached', async () => {
-    await waitFor(() => worker.consumers[0]!.consumer.counts.deadLettered === cases.length, 'acks');
+    const counts = () => worker.consumers[0]!.consumer.counts;
+    await waitFor(() => counts().deadLettered === cases.length && counts().succeeded === 1, 'acks');
     const queue = await probe.messageCount(`${prefix}.jobs.echo`);
 
     expect(queue).toEqual(expect.objectContaining({ messageCount: 0, consumerCount: 1 }));

@@ -78,6 +78,8 @@ interface ConsumerContext extends ConsumerMachineInput {
    * that crashes the process takes no innocent prefetched job with it toward the delivery limit.
    */
   probation: boolean;
+  /** A delivery that is not a redelivery has arrived: probation can end. */
+  freshSeen: boolean;
   jobsInFlight: number;
   nextJobId: number;
   stopRequested: boolean;
@@ -112,7 +114,7 @@ const unsubscribe = fromPromise<void, { subscription: Subscription | undefined }
 );
 
 /** Raises prefetch from 1 to the configured value once fresh jobs arrive after a restart. */
-function endProbation(context: ConsumerContext): void {
+function raisePrefetch(context: ConsumerContext): void {
   const { subscription, prefetch, jobDeps } = context;
   if (subscription === undefined || prefetch === 1) return;
   subscription.setPrefetch(prefetch).catch((error: unknown) => {
@@ -140,9 +142,13 @@ export const consumerMachine = setup({
   actions: {
     startJob: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'warren.delivery.received') return;
-      if (context.probation && context.subscription && !event.delivery.redelivered) {
-        enqueue.assign({ probation: false });
-        enqueue(() => endProbation(context));
+      if (context.probation && !event.delivery.redelivered) {
+        // Before the subscription is known (a backlog delivers at once), raise on entering consuming.
+        enqueue.assign({ freshSeen: true });
+        if (context.subscription) {
+          enqueue.assign({ probation: false });
+          enqueue(() => raisePrefetch(context));
+        }
       }
       const id = `job.${context.nextJobId}`;
       enqueue.spawnChild('job', {
@@ -168,12 +174,12 @@ export const consumerMachine = setup({
         ...(output.fault === undefined ? {} : { error: output.fault }),
       };
     }),
-    /** A delivery that arrives while draining has not started: it goes back to the queue. */
-    returnDelivery: ({ context, event }) => {
-      if (event.type !== 'warren.delivery.received') return;
-      context.jobDeps.transport.nack(event.delivery, { requeue: true });
-    },
     abortJobs: ({ context }) => context.shutdown.abort(),
+    endProbation: enqueueActions(({ context, enqueue }) => {
+      if (!context.probation || !context.freshSeen || !context.subscription) return;
+      enqueue.assign({ probation: false });
+      enqueue(() => raisePrefetch(context));
+    }),
     startDraining: ({ context }) => context.draining.abort(),
   },
 }).createMachine({
@@ -184,6 +190,7 @@ export const consumerMachine = setup({
     nextJobId: 1,
     stopRequested: false,
     probation: true,
+    freshSeen: false,
     counts: { ...NO_COUNTS },
   }),
   initial: 'idle',
@@ -220,6 +227,7 @@ export const consumerMachine = setup({
       },
     },
     consuming: {
+      entry: 'endProbation',
       on: {
         'warren.delivery.received': { actions: 'startJob' },
         'xstate.done.actor.job.*': [
@@ -244,7 +252,8 @@ export const consumerMachine = setup({
       initial: 'cancelling',
       entry: 'startDraining',
       on: {
-        'warren.delivery.received': { actions: 'returnDelivery' },
+        // Not started yet: the job step sees the drain and sends it back to the queue.
+        'warren.delivery.received': { actions: 'startJob' },
         'xstate.done.actor.job.*': { actions: 'finishJob' },
       },
       after: { drainTimeout: { actions: 'abortJobs' } },

@@ -44,17 +44,31 @@ export function retryProperties(
     : { ...properties, headers, expiration: info.expiration };
 }
 
-function withFailure(delivery: Delivery, info: FailureInfo): Record<string, HeaderValue> {
-  const { error } = info;
-  const original = delivery.properties.headers ?? {};
+/** A job's properties without the headers the broker added on its way (see below). */
+export function withoutBookkeeping(properties: MessageProperties): MessageProperties {
+  return { ...properties, headers: ownHeaders(properties.headers ?? {}) };
+}
+
+function ownHeaders(original: Record<string, HeaderValue>): Record<string, HeaderValue> {
   const headers: Record<string, HeaderValue> = {};
   for (const [name, value] of Object.entries(original)) {
     if (!isBrokerBookkeeping(name)) headers[name] = value;
   }
+  return headers;
+}
+
+function withFailure(delivery: Delivery, info: FailureInfo): Record<string, HeaderValue> {
+  const { error } = info;
+  const original = delivery.properties.headers ?? {};
+  const headers = ownHeaders(original);
   const firstFailedAt = readInteger(original[HEADERS.firstFailedAt]) ?? info.failedAt;
   headers[HEADERS.errorCode] = error.code;
   headers[HEADERS.reason] = reasonFor(error);
-  headers[HEADERS.errorMessage] = error.message.slice(0, MAX_ERROR_MESSAGE);
+  // One line, as the format promises: some messages (JSON.stringify's) span several.
+  headers[HEADERS.errorMessage] = error.message
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, MAX_ERROR_MESSAGE);
   headers[HEADERS.handler] = info.handler;
   headers[HEADERS.failedAt] = info.failedAt;
   headers[HEADERS.firstFailedAt] = firstFailedAt;

@@ -1,9 +1,15 @@
 import { resultProperties } from './envelope.ts';
 import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
-import { deadLetterProperties, retryProperties } from './failure-headers.ts';
+import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { type JobDeps, type JobItem, release, remainingMs } from './job-steps.ts';
 import { retryDelay } from './retry.ts';
 import type { MessageProperties, PublishTarget } from './transport.ts';
+
+/**
+ * RabbitMQ's direct reply-to pseudo-queue. The broker returns a mandatory publish to it as
+ * unroutable even when it delivers it, so results to it are not published as mandatory.
+ */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 /** Where a handled item goes next. */
 type Route =
@@ -54,8 +60,9 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
     case 'result': {
       const properties = resultProperties(item.envelope!, deps.handler.name);
       try {
-        await deps.transport.publish(resultTarget(item, deps), item.result!, properties, {
-          mandatory: true,
+        const target = resultTarget(item, deps);
+        await deps.transport.publish(target, item.result!, properties, {
+          mandatory: !target.routingKey.startsWith(DIRECT_REPLY_TO),
         });
       } catch (error) {
         if (!(error instanceof UnroutableError)) throw error;
@@ -85,6 +92,13 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
         logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
       return;
     }
+    case 'requeue': {
+      // Back to the work queue as a new message, not a nack: a requeue would count toward the
+      // quorum queue's delivery limit and mark the job redelivered, as if it had crashed a worker.
+      const target = { exchange: '', routingKey: deps.topology.queue };
+      await deps.transport.publish(target, delivery.body, withoutBookkeeping(delivery.properties));
+      return;
+    }
     case 'dead-letter': {
       const target = {
         exchange: deps.topology.deadLetterExchange,
@@ -111,10 +125,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
 export async function settleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
   for (const item of items) {
     const route = routeOf(item, deps);
-    if (route.kind === 'requeue') {
-      deps.transport.nack(item.delivery, { requeue: true });
-      item.outcome = 'requeued';
-    } else if (item.publishFailure === undefined) {
+    if (item.publishFailure === undefined) {
       deps.transport.ack(item.delivery);
       item.outcome = OUTCOMES[route.kind];
     } else if (route.kind === 'dead-letter') {
@@ -135,6 +146,7 @@ const OUTCOMES = {
   'dead-letter': 'dead-lettered',
   drop: 'dropped',
   skip: 'duplicate',
+  requeue: 'requeued',
 } as const;
 
 function resultTarget(item: JobItem, deps: JobDeps): PublishTarget {

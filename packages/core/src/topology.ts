@@ -24,6 +24,8 @@ export interface TopologyOptions {
 }
 
 const DEFAULT_DELIVERY_LIMIT = 10;
+/** Each distinct delay is a queue on the broker; beyond this many, the policy is a mistake. */
+const MAX_DELAY_QUEUES = 64;
 
 /**
  * The names Warren declares for one model type. Producers publish to a topic exchange with the
@@ -69,8 +71,20 @@ export function topologyFor(modelType: string, options: TopologyOptions = {}): Q
     }
     topology.maxPriority = options.maxPriority;
   }
-  if (queueType === 'quorum')
+  if (queueType === 'quorum') {
     topology.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
+  } else if (options.deliveryLimit !== undefined) {
+    throw new ConfigError(
+      'deliveryLimit: only quorum queues have a delivery limit; drop it or use queueType "quorum"',
+    );
+  }
+  if (topology.delayQueues.length > MAX_DELAY_QUEUES) {
+    throw new ConfigError(
+      `retry: the policy needs ${topology.delayQueues.length} delay queues (one per distinct ` +
+        `delay), at most ${MAX_DELAY_QUEUES}; raise the multiplier, lower maxDelayMs or ` +
+        'maxAttempts, or set jitter 0',
+    );
+  }
   return topology;
 }
 
