@@ -123,7 +123,7 @@ function workerConfig(options: DemoOptions, prefix: string): unknown {
     handlers: [
       {
         module: PLUGIN,
-        prefetch: options.prefetch ?? 32,
+        prefetch: options.prefetch ?? 64,
         options: { model: isFolder ? basename(folder) : options.model },
       },
     ],

@@ -26,6 +26,16 @@ const handlerEntry = z
     concurrency: z.int().min(1).max(1_024).default(1),
     /** Overrides the handler's own retry policy, field by field. */
     retry: retryPolicy.optional(),
+    /** Overrides the handler's own batching, field by field. */
+    batch: z
+      .object({
+        maxSize: z.int().min(1).max(4_096),
+        maxWaitMs: z.int().min(0).max(60_000),
+        maxTokens: z.int().min(1),
+      })
+      .partial()
+      .strict()
+      .optional(),
     options: z.unknown().optional(),
   })
   .strict();
@@ -111,6 +121,16 @@ export const workerConfigSchema = z
   })
   .strict()
   .superRefine((config, context) => {
+    for (const [index, handler] of config.handlers.entries()) {
+      const maxSize = handler.batch?.maxSize;
+      if (maxSize !== undefined && maxSize > handler.prefetch) {
+        context.addIssue({
+          code: 'custom',
+          path: ['handlers', index, 'batch', 'maxSize'],
+          message: `expected at most the handler's prefetch (${handler.prefetch}), found ${maxSize}: a batch cannot hold more jobs than the broker sends`,
+        });
+      }
+    }
     if (config.topology.maxPriority !== undefined && config.topology.queueType === 'quorum') {
       context.addIssue({
         code: 'custom',

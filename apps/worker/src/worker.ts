@@ -103,6 +103,7 @@ export class Worker {
           drainTimeoutMs: config.shutdown.drainTimeoutMs,
           topology: config.topology,
           retry: entry.retry,
+          batch: entry.batch,
           deadlines: config.deadlines,
           dedupe,
         });

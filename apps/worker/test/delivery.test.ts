@@ -25,10 +25,12 @@ import {
   type TestBroker,
   withoutAcks,
 } from './brokers.ts';
+import { batchSizes } from './fixtures/batcher.ts';
 import { labCalls } from './fixtures/lab.ts';
 import { uniquePrefix, waitFor } from './support.ts';
 
 const LAB = fileURLToPath(new URL('./fixtures/lab.ts', import.meta.url));
+const BATCHER = fileURLToPath(new URL('./fixtures/batcher.ts', import.meta.url));
 
 /** A pino logger whose lines land, parsed, in `lines`. */
 function capture(lines: Array<Record<string, unknown>>) {
@@ -37,6 +39,7 @@ function capture(lines: Array<Record<string, unknown>>) {
 
 interface Lab {
   prefix: string;
+  modelType: string;
   config: WorkerConfig;
   worker: Worker;
   producer: Transport;
@@ -59,7 +62,7 @@ describe.each([
   afterEach(async () => {
     for (const lab of labs.splice(0)) {
       await lab.worker.stop();
-      await broker.deleteTopology(lab.prefix, 'lab', { retry: lab.retry });
+      await broker.deleteTopology(lab.prefix, lab.modelType, { retry: lab.retry });
     }
   });
   afterAll(async () => {
@@ -79,17 +82,20 @@ describe.each([
     deadlines?: Record<string, unknown>;
     concurrency?: number;
     drainTimeoutMs?: number;
+    /** Another plugin than the lab handler, and its model type. */
+    plugin?: { module: string; modelType: string };
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
     const prefix = uniquePrefix();
+    const { module, modelType } = options.plugin ?? { module: LAB, modelType: 'lab' };
     const retry = { ...DEFAULT_RETRY_POLICY, jitter: 0, initialDelayMs: 50, ...options.retry };
     const config = parseConfig(
       {
         topology: { prefix, ...options.topology },
         handlers: [
           {
-            module: LAB,
+            module,
             prefetch: options.prefetch ?? 4,
             concurrency: options.concurrency ?? 1,
             retry,
@@ -102,19 +108,20 @@ describe.each([
     );
     const producer = broker.transport();
     await producer.connect();
-    await producer.declare(topologyFor('lab', { ...config.topology, retry }));
+    await producer.declare(topologyFor(modelType, { ...config.topology, retry }));
     const reply = await replies(producer);
     const publisher = new JobPublisher(producer, { prefix });
     const lab: Lab = {
       prefix,
+      modelType,
       config,
       worker: undefined as unknown as Worker,
       producer,
       retry,
       results: reply.results,
-      deadLetters: await collect(producer, deadLetterQueue(prefix, 'lab')),
+      deadLetters: await collect(producer, deadLetterQueue(prefix, modelType)),
       publish: async (input, spec = {}) => {
-        const job = { modelType: 'lab', tenant: 'acme', input, replyTo: reply.queue, ...spec };
+        const job = { modelType, tenant: 'acme', input, replyTo: reply.queue, ...spec };
         return (await publisher.publish(job)).messageId;
       },
     };
@@ -362,6 +369,42 @@ describe.each([
 
     const order = lab.results.map((d) => (JSON.parse(d.body.toString()) as { key: string }).key);
     expect(order.at(-1)).toBe(`${key}-slow`);
+  });
+
+  it('batches jobs into one call, gives each job its own result, and fails only the bad ones', async () => {
+    const lab = await startLab({
+      plugin: { module: BATCHER, modelType: 'batcher' },
+      prefetch: 16,
+      retry: { maxAttempts: 1 },
+      before: async (lab) => {
+        for (let n = 0; n < 20; n += 1)
+          await lab.publish({ n, fail: n === 5 }, { messageId: `n-${lab.prefix}-${n}` });
+        await lab.publish({ n: 'not a number' }, { messageId: `bad-${lab.prefix}` });
+      },
+    });
+    await waitFor(
+      () => lab.results.length === 19 && lab.deadLetters.length === 2,
+      'every job to end',
+    );
+
+    for (const result of lab.results) {
+      const body = JSON.parse(result.body.toString()) as {
+        n: number;
+        doubled: number;
+        messageId: string;
+      };
+      expect(result.properties.correlationId).toBe(`n-${lab.prefix}-${body.n}`);
+      expect(body.messageId).toBe(result.properties.correlationId);
+      expect(body.doubled).toBe(body.n * 2);
+    }
+    const reasons = Object.fromEntries(
+      lab.deadLetters.map((d) => [d.properties.messageId, d.properties.headers?.[HEADERS.reason]]),
+    );
+    expect(reasons).toEqual({
+      [`n-${lab.prefix}-5`]: 'handler-failed',
+      [`bad-${lab.prefix}`]: 'schema-violation',
+    });
+    expect(Math.max(...batchSizes())).toBeGreaterThan(1);
   });
 
   it('handles jobs that were queued before the worker started', async () => {

@@ -8,6 +8,9 @@ import {
   fromPromise,
   setup,
 } from 'xstate';
+import { addToBatch, EMPTY_BATCH, type PendingBatch } from './batcher.ts';
+import type { Timer } from './clock.ts';
+import type { BatchOptions } from './handler.ts';
 import { type JobMachineOutput, jobMachine } from './job-machine.ts';
 import type { JobDeps, JobOutcome } from './job-steps.ts';
 import type { Delivery, Subscription } from './transport.ts';
@@ -56,6 +59,7 @@ const COUNTED = {
 export interface ConsumerMachineInput {
   jobDeps: JobDeps;
   prefetch: number;
+  batch: BatchOptions;
   /** How long draining waits for started jobs before aborting them (they are requeued). */
   drainTimeoutMs: number;
   shutdown: AbortController;
@@ -67,6 +71,7 @@ export type ConsumerEvent =
   | { type: 'warren.consumer.start' }
   | { type: 'warren.consumer.stop' }
   | { type: 'warren.delivery.received'; delivery: Delivery }
+  | { type: 'warren.batch.due' }
   | { type: 'warren.consumer.cancelled'; reason: string }
   | DoneActorEvent<JobMachineOutput>
   | ErrorActorEvent;
@@ -82,6 +87,10 @@ interface ConsumerContext extends ConsumerMachineInput {
   freshSeen: boolean;
   jobsInFlight: number;
   nextJobId: number;
+  /** Deliveries waiting for their batch to fill (see {@link addToBatch}). */
+  pending: PendingBatch;
+  /** Flushes the pending batch when its wait is over. */
+  batchTimer?: Timer;
   stopRequested: boolean;
   counts: ConsumerCounts;
   error?: unknown;
@@ -136,11 +145,11 @@ export const consumerMachine = setup({
   actors: { subscribe, unsubscribe, job: jobMachine },
   delays: { drainTimeout: ({ context }) => context.drainTimeoutMs },
   guards: {
-    idle: ({ context }) => context.jobsInFlight === 0,
+    idle: ({ context }) => context.jobsInFlight === 0 && context.pending.deliveries.length === 0,
     stopRequested: ({ context }) => context.stopRequested,
   },
   actions: {
-    startJob: enqueueActions(({ context, event, enqueue }) => {
+    collect: enqueueActions(({ context, event, enqueue, self }) => {
       if (event.type !== 'warren.delivery.received') return;
       if (context.probation && !event.delivery.redelivered) {
         // Before the subscription is known (a backlog delivers at once), raise on entering consuming.
@@ -150,15 +159,49 @@ export const consumerMachine = setup({
           enqueue(() => raisePrefetch(context));
         }
       }
-      const id = `job.${context.nextJobId}`;
+      const { ready, pending } = addToBatch(context.pending, event.delivery, context.batch);
+      let { nextJobId, batchTimer } = context;
+      for (const deliveries of ready) {
+        enqueue.spawnChild('job', {
+          id: `job.${nextJobId}`,
+          input: { deliveries, deps: context.jobDeps },
+        });
+        nextJobId += 1;
+      }
+      if (ready.length > 0) {
+        batchTimer?.cancel();
+        batchTimer = undefined;
+      }
+      if (pending.deliveries.length > 0 && batchTimer === undefined) {
+        batchTimer = context.jobDeps.clock.setTimer(
+          () => self.send({ type: 'warren.batch.due' }),
+          context.batch.maxWaitMs,
+        );
+      }
+      enqueue.assign({
+        pending,
+        batchTimer,
+        nextJobId,
+        jobsInFlight: context.jobsInFlight + ready.length,
+        counts: { ...context.counts, received: context.counts.received + 1 },
+      });
+    }),
+    /** Starts the pending batch as it is: its wait is over, or the consumer is draining. */
+    flush: enqueueActions(({ context, enqueue }) => {
+      context.batchTimer?.cancel();
+      if (context.pending.deliveries.length === 0) {
+        enqueue.assign({ batchTimer: undefined });
+        return;
+      }
       enqueue.spawnChild('job', {
-        id,
-        input: { deliveries: [event.delivery], deps: context.jobDeps },
+        id: `job.${context.nextJobId}`,
+        input: { deliveries: [...context.pending.deliveries], deps: context.jobDeps },
       });
       enqueue.assign({
-        jobsInFlight: context.jobsInFlight + 1,
+        pending: EMPTY_BATCH,
+        batchTimer: undefined,
         nextJobId: context.nextJobId + 1,
-        counts: { ...context.counts, received: context.counts.received + 1 },
+        jobsInFlight: context.jobsInFlight + 1,
       });
     }),
     finishJob: assign(({ context, event }) => {
@@ -188,6 +231,7 @@ export const consumerMachine = setup({
     ...input,
     jobsInFlight: 0,
     nextJobId: 1,
+    pending: EMPTY_BATCH,
     stopRequested: false,
     probation: true,
     freshSeen: false,
@@ -205,7 +249,8 @@ export const consumerMachine = setup({
       on: {
         'warren.consumer.stop': { actions: assign({ stopRequested: true }) },
         // The broker may deliver before the subscribe promise settles.
-        'warren.delivery.received': { actions: 'startJob' },
+        'warren.delivery.received': { actions: 'collect' },
+        'warren.batch.due': { actions: 'flush' },
         'xstate.done.actor.job.*': { actions: 'finishJob' },
       },
       invoke: {
@@ -229,7 +274,8 @@ export const consumerMachine = setup({
     consuming: {
       entry: 'endProbation',
       on: {
-        'warren.delivery.received': { actions: 'startJob' },
+        'warren.delivery.received': { actions: 'collect' },
+        'warren.batch.due': { actions: 'flush' },
         'xstate.done.actor.job.*': [
           {
             guard: ({ event }) =>
@@ -250,10 +296,11 @@ export const consumerMachine = setup({
     },
     draining: {
       initial: 'cancelling',
-      entry: 'startDraining',
+      entry: ['startDraining', 'flush'],
       on: {
         // Not started yet: the job step sees the drain and sends it back to the queue.
-        'warren.delivery.received': { actions: 'startJob' },
+        'warren.delivery.received': { actions: ['collect', 'flush'] },
+        'warren.batch.due': { actions: 'flush' },
         'xstate.done.actor.job.*': { actions: 'finishJob' },
       },
       after: { drainTimeout: { actions: 'abortJobs' } },

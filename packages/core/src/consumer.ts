@@ -4,7 +4,7 @@ import { type Actor, createActor, type InspectionEvent } from 'xstate';
 import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { IllegalStateError } from './errors.ts';
-import type { Handler } from './handler.ts';
+import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import type { DeadlinePolicy, DedupeOptions, JobItem } from './job-steps.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
@@ -28,6 +28,8 @@ export interface ConsumerOptions {
   topology?: TopologyOptions;
   /** Overrides the handler's own retry policy, field by field. */
   retry?: Partial<RetryPolicy>;
+  /** Overrides the handler's own batching, field by field. */
+  batch?: Partial<BatchOptions>;
   deadlines?: Partial<DeadlinePolicy>;
   /** Makes jobs effectively-once across redeliveries and duplicate publishes. */
   dedupe?: DedupeOptions;
@@ -81,9 +83,12 @@ export class Consumer {
     const retry = { ...DEFAULT_RETRY_POLICY, ...options.handler.retry, ...options.retry };
     const topology = topologyFor(options.handler.modelType, { ...options.topology, retry });
 
+    const batch = { maxSize: 1, maxWaitMs: 5, ...options.handler.batch, ...options.batch };
+    checkBatch(batch);
     this.#actor = createActor(consumerMachine, {
       input: {
         prefetch,
+        batch,
         drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
         shutdown,
         draining,
@@ -195,6 +200,20 @@ export class Consumer {
     }
     if (this.#logger.isLevelEnabled('debug')) this.#logger.debug(transition, 'actor transitioned');
     for (const listener of this.#listeners) listener(transition);
+  }
+}
+
+function checkBatch(batch: BatchOptions): void {
+  if (!Number.isInteger(batch.maxSize) || batch.maxSize < 1) {
+    throw new RangeError(
+      `batch.maxSize: expected an integer of at least 1, found ${batch.maxSize}`,
+    );
+  }
+  if (!(batch.maxWaitMs >= 0)) {
+    throw new RangeError(`batch.maxWaitMs: expected 0 or more, found ${batch.maxWaitMs}`);
+  }
+  if (batch.maxTokens !== undefined && !(batch.maxTokens >= 1)) {
+    throw new RangeError(`batch.maxTokens: expected at least 1, found ${batch.maxTokens}`);
   }
 }
 

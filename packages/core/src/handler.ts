@@ -17,6 +17,30 @@ export interface HandlerContext<Options = unknown> {
   options: Options;
 }
 
+/** What {@link HandlerSpec.handleBatch} receives beside its inputs. */
+export interface BatchContext<Options = unknown> {
+  logger: Logger;
+  inference: InferenceClient;
+  /** Aborts when the worker shuts down, or when the last of the batch's deadlines passes. */
+  signal: AbortSignal;
+  /** The envelopes of the batch's jobs, in the order of the inputs. */
+  jobs: ReadonlyArray<Readonly<JobEnvelope>>;
+  options: Options;
+}
+
+/** How a consumer gathers deliveries into one {@link HandlerSpec.handleBatch} call. */
+export interface BatchOptions {
+  /** Most jobs in one call. 1 turns batching off. */
+  maxSize: number;
+  /** Longest a job waits for the batch to fill, in milliseconds. */
+  maxWaitMs: number;
+  /**
+   * Most tokens in one call, estimated from body sizes (4 bytes a token, about right for
+   * English); absent means no limit. A job larger than the budget still runs, alone.
+   */
+  maxTokens?: number;
+}
+
 /** What {@link HandlerSpec.setup} receives. */
 export type SetupContext<Options = unknown> = Pick<
   HandlerContext<Options>,
@@ -40,7 +64,15 @@ export interface HandlerSpec<Input, Output, Options> {
    */
   setup?(context: SetupContext<Options>): Promise<void>;
   /** Handles one job. Its return value, as JSON, is the job's result. */
-  handle(input: Input, context: HandlerContext<Options>): Promise<Output>;
+  handle?(input: Input, context: HandlerContext<Options>): Promise<Output>;
+  /**
+   * Handles several jobs in one call, typically one model call for all of them. Returns one
+   * entry per input, in order: a result, or an `Error` that fails that job alone. Throwing fails
+   * the whole batch. A handler needs `handle`, `handleBatch`, or both.
+   */
+  handleBatch?(inputs: Input[], context: BatchContext<Options>): Promise<Array<Output | Error>>;
+  /** How jobs are batched for {@link handleBatch} (default: not at all). */
+  batch?: Partial<BatchOptions>;
 }
 
 const HANDLER = Symbol.for('warren.handler');
@@ -76,8 +108,10 @@ export function defineHandler<Input, Output, Options = undefined>(
       );
     }
   }
-  if (typeof spec.handle !== 'function') {
-    throw new PluginError(`handler ${spec.name}: expected handle to be a function`);
+  if (typeof spec.handle !== 'function' && typeof spec.handleBatch !== 'function') {
+    throw new PluginError(
+      `handler ${spec.name}: expected handle or handleBatch to be a function, found neither`,
+    );
   }
   return Object.freeze({ ...spec, [HANDLER]: true as const });
 }

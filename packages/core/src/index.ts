@@ -48,7 +48,14 @@ export {
 } from './errors.ts';
 export type { FailureInfo } from './failure-headers.ts';
 export { deadLetterProperties, reasonFor, retryProperties } from './failure-headers.ts';
-export type { Handler, HandlerContext, HandlerSpec, SetupContext } from './handler.ts';
+export type {
+  BatchContext,
+  BatchOptions,
+  Handler,
+  HandlerContext,
+  HandlerSpec,
+  SetupContext,
+} from './handler.ts';
 export { defineHandler, isHandler } from './handler.ts';
 export type {
   ClassificationLabel,

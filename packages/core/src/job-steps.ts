@@ -129,59 +129,132 @@ export async function validateItems(items: JobItem[], deps: JobDeps): Promise<Jo
   return items;
 }
 
+/**
+ * Runs the handler for the live items: one `handleBatch` call for all of them when the handler
+ * has one (and there is more than one item, or no `handle`), else `handle` for each.
+ */
 export async function handleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
-  await Promise.all(live(items).map((item) => handleItem(item, deps)));
+  const ready: Prepared[] = [];
+  for (const item of live(items)) {
+    const prepared = await prepare(item, deps);
+    if (prepared !== undefined) ready.push(prepared);
+  }
+  const { handle, handleBatch } = deps.handler;
+  if (handleBatch !== undefined && (ready.length > 1 || handle === undefined)) {
+    await runGuarded(ready, deps, (signal) => runBatch(ready, signal, deps));
+  } else {
+    await Promise.all(
+      ready.map((one) =>
+        runGuarded([one], deps, async (signal) => [await runOne(one, signal, deps)]),
+      ),
+    );
+  }
   return items;
 }
 
-async function handleItem(item: JobItem, deps: JobDeps): Promise<void> {
+/** An item cleared to run, with the time left before its deadline (undefined: none). */
+interface Prepared {
+  item: JobItem;
+  remaining: number | undefined;
+}
+
+/** Checks the deadline and claims the job; undefined when it must not run here now. */
+async function prepare(item: JobItem, deps: JobDeps): Promise<Prepared | undefined> {
   const envelope = item.envelope!;
   const remaining = remainingMs(envelope, deps);
   if (remaining !== undefined && remaining <= 0) {
     item.failure = new DeadlineExceededError(
       `deadline ${new Date(envelope.deadline!).toISOString()} passed before handling`,
     );
-    return;
+    return undefined;
   }
-  if (!(await claim(item, remaining, deps))) return;
+  return (await claim(item, remaining, deps)) ? { item, remaining } : undefined;
+}
 
+/**
+ * Runs `call` for a group of items within the concurrency limit, with a signal that aborts at
+ * shutdown and when the last of their deadlines passes, and records each item's outcome.
+ */
+async function runGuarded(
+  group: Prepared[],
+  deps: JobDeps,
+  call: (signal: AbortSignal) => Promise<unknown[]>,
+): Promise<void> {
+  if (group.length === 0) return;
+  const remaining = group.some((one) => one.remaining === undefined)
+    ? undefined
+    : Math.max(...group.map((one) => one.remaining!));
   const deadline = new AbortController();
   const timer =
     remaining === undefined ? undefined : deps.clock.setTimer(() => deadline.abort(), remaining);
   const signal = AbortSignal.any([deps.shutdown, deadline.signal]);
   try {
-    const output = await deps.schedule(() => {
+    const outputs = await deps.schedule(() => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
       if (deps.draining.aborted) throw NOT_STARTED;
-      return untilAborted(runHandler(item, signal, deps), signal);
+      return untilAborted(call(signal), signal);
     });
-    item.result = serialiseResult(output);
+    group.forEach(({ item }, index) => settleOutput(item, outputs[index]));
   } catch (error) {
-    if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
-    else if (deadline.signal.aborted) {
-      item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
-        cause: error,
-      });
-    } else {
-      item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
-    }
+    for (const { item } of group) failItem(item, error, deadline.signal, deps);
   } finally {
     timer?.cancel();
   }
-  if (item.result === undefined) await release(item, deps);
+  for (const { item } of group) if (item.result === undefined) await release(item, deps);
+}
+
+function settleOutput(item: JobItem, output: unknown): void {
+  if (output instanceof Error) {
+    item.failure = toWarrenError(output, (message, cause) => new HandlerError(message, { cause }));
+    return;
+  }
+  try {
+    item.result = serialiseResult(output);
+  } catch (error) {
+    item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
+  }
+}
+
+function failItem(item: JobItem, error: unknown, deadline: AbortSignal, deps: JobDeps): void {
+  if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
+  else if (deadline.aborted) {
+    item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
+      cause: error,
+    });
+  } else {
+    item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
+  }
 }
 
 const NOT_STARTED = Symbol('not started');
 
-function runHandler(item: JobItem, signal: AbortSignal, deps: JobDeps): Promise<unknown> {
+function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise<unknown> {
   const envelope = item.envelope!;
-  return deps.handler.handle(item.input, {
+  const context = {
     logger: deps.logger.child({ messageId: envelope.messageId, attempt: envelope.attempt }),
     inference: deps.inference,
     signal,
     job: envelope,
     options: deps.handlerOptions,
-  });
+  };
+  const { handle, handleBatch } = deps.handler;
+  if (handle !== undefined) return handle(item.input, context);
+  return handleBatch!([item.input], { ...context, jobs: [envelope] }).then(([output]) => output);
+}
+
+async function runBatch(group: Prepared[], signal: AbortSignal, deps: JobDeps): Promise<unknown[]> {
+  const jobs = group.map(({ item }) => item.envelope!);
+  const outputs = await deps.handler.handleBatch!(
+    group.map(({ item }) => item.input),
+    { logger: deps.logger, inference: deps.inference, signal, jobs, options: deps.handlerOptions },
+  );
+  if (!Array.isArray(outputs) || outputs.length !== group.length) {
+    const found = Array.isArray(outputs) ? `${outputs.length} results` : typeof outputs;
+    throw new InvalidResultError(
+      `handleBatch: expected ${group.length} results, one per input, found ${found}`,
+    );
+  }
+  return outputs;
 }
 
 /**

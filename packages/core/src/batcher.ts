@@ -1,0 +1,46 @@
+import type { BatchOptions } from './handler.ts';
+import type { Delivery } from './transport.ts';
+
+/** Deliveries waiting for their batch to fill, and their estimated tokens. */
+export interface PendingBatch {
+  deliveries: readonly Delivery[];
+  tokens: number;
+}
+
+export const EMPTY_BATCH: PendingBatch = { deliveries: [], tokens: 0 };
+
+/** Bytes per token for the budget's estimate: about right for English text. */
+const BYTES_PER_TOKEN = 4;
+
+export function estimateTokens(delivery: Delivery): number {
+  return Math.ceil(delivery.body.length / BYTES_PER_TOKEN);
+}
+
+/**
+ * Adds a delivery to the pending batch. Returns the batches now complete (full by size or
+ * token budget), in order, and what stays pending. A delivery that would push the batch past
+ * its token budget closes the batch before it; one over the budget on its own goes alone.
+ */
+export function addToBatch(
+  pending: PendingBatch,
+  delivery: Delivery,
+  options: BatchOptions,
+): { ready: Delivery[][]; pending: PendingBatch } {
+  const tokens = estimateTokens(delivery);
+  const ready: Delivery[][] = [];
+  let current = pending;
+  const budget = options.maxTokens;
+  if (budget !== undefined && current.deliveries.length > 0 && current.tokens + tokens > budget) {
+    ready.push([...current.deliveries]);
+    current = EMPTY_BATCH;
+  }
+  current = { deliveries: [...current.deliveries, delivery], tokens: current.tokens + tokens };
+  const full =
+    current.deliveries.length >= options.maxSize ||
+    (budget !== undefined && current.tokens >= budget);
+  if (full) {
+    ready.push([...current.deliveries]);
+    current = EMPTY_BATCH;
+  }
+  return { ready, pending: current };
+}
