@@ -26,6 +26,12 @@ const handlerEntry = z
     concurrency: z.int().min(1).max(1_024).default(1),
     /** Overrides the handler's own retry policy, field by field. */
     retry: retryPolicy.optional(),
+    /** Lets prefetch follow the model's speed within these bounds, starting from `prefetch`. */
+    adaptivePrefetch: z
+      .object({ min: z.int().min(1).max(65_535), max: z.int().min(1).max(65_535) })
+      .strict()
+      .refine((bounds) => bounds.min <= bounds.max, { message: 'expected min to be at most max' })
+      .optional(),
     /** Overrides the handler's own batching, field by field. */
     batch: z
       .object({

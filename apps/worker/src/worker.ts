@@ -104,6 +104,7 @@ export class Worker {
           topology: config.topology,
           retry: entry.retry,
           batch: entry.batch,
+          adaptivePrefetch: entry.adaptivePrefetch,
           deadlines: config.deadlines,
           dedupe,
         });

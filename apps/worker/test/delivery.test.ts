@@ -84,6 +84,7 @@ describe.each([
     drainTimeoutMs?: number;
     /** Another plugin than the lab handler, and its model type. */
     plugin?: { module: string; modelType: string };
+    adaptivePrefetch?: { min: number; max: number };
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
@@ -99,6 +100,7 @@ describe.each([
             prefetch: options.prefetch ?? 4,
             concurrency: options.concurrency ?? 1,
             retry,
+            ...(options.adaptivePrefetch ? { adaptivePrefetch: options.adaptivePrefetch } : {}),
           },
         ],
         shutdown: { drainTimeoutMs: options.drainTimeoutMs ?? 30_000 },
@@ -405,6 +407,25 @@ describe.each([
       [`bad-${lab.prefix}`]: 'schema-violation',
     });
     expect(Math.max(...batchSizes())).toBeGreaterThan(1);
+  });
+
+  it('raises its prefetch while batches come full, within its bounds, and shows each decision', async () => {
+    const lab = await startLab({
+      plugin: { module: BATCHER, modelType: 'batcher' },
+      prefetch: 8,
+      adaptivePrefetch: { min: 8, max: 24 },
+      before: async (lab) => {
+        for (let n = 0; n < 400; n += 1) await lab.publish({ n, sleepMs: 40 });
+      },
+    });
+    const consumer = lab.worker.consumers[0]!.consumer;
+    // Decisions are a second apart; the backlog keeps batches full meanwhile.
+    await waitFor(() => consumer.prefetch === 24, 'prefetch to reach its maximum', 10_000);
+
+    expect(consumer.prefetchDecisions.map((d) => [d.from, d.to, d.reason])).toEqual([
+      [8, 16, 'batches-full'],
+      [16, 24, 'batches-full'],
+    ]);
   });
 
   it('handles jobs that were queued before the worker started', async () => {

@@ -13,6 +13,7 @@ import type { Timer } from './clock.ts';
 import type { BatchOptions } from './handler.ts';
 import { type JobMachineOutput, jobMachine } from './job-machine.ts';
 import type { JobDeps, JobOutcome } from './job-steps.ts';
+import type { PrefetchController } from './prefetch-controller.ts';
 import type { Delivery, Subscription } from './transport.ts';
 
 /** Counts of what a consumer has done, by outcome. */
@@ -58,7 +59,9 @@ const COUNTED = {
 
 export interface ConsumerMachineInput {
   jobDeps: JobDeps;
+  /** The prefetch to use once probation ends; the controller, when there is one, moves it. */
   prefetch: number;
+  controller?: PrefetchController;
   batch: BatchOptions;
   /** How long draining waits for started jobs before aborting them (they are requeued). */
   drainTimeoutMs: number;
@@ -124,10 +127,16 @@ const unsubscribe = fromPromise<void, { subscription: Subscription | undefined }
 
 /** Raises prefetch from 1 to the configured value once fresh jobs arrive after a restart. */
 function raisePrefetch(context: ConsumerContext): void {
-  const { subscription, prefetch, jobDeps } = context;
-  if (subscription === undefined || prefetch === 1) return;
+  if (context.prefetch !== 1) applyPrefetch(context, context.prefetch);
+}
+
+function applyPrefetch(context: ConsumerContext, prefetch: number): void {
+  const { subscription, jobDeps, controller } = context;
+  if (subscription === undefined) return;
+  const decision = controller?.decisions.at(-1);
+  if (decision?.to === prefetch) jobDeps.logger.info({ ...decision }, 'prefetch adjusted');
   subscription.setPrefetch(prefetch).catch((error: unknown) => {
-    jobDeps.logger.warn({ err: error, prefetch }, 'prefetch could not be raised');
+    jobDeps.logger.warn({ err: error, prefetch }, 'prefetch could not be changed');
   });
 }
 
@@ -204,18 +213,30 @@ export const consumerMachine = setup({
         jobsInFlight: context.jobsInFlight + 1,
       });
     }),
-    finishJob: assign(({ context, event }) => {
+    finishJob: enqueueActions(({ context, event, enqueue }) => {
       const output = (event as DoneActorEvent<JobMachineOutput>).output;
       const counts = { ...context.counts };
       for (const { outcome, code } of output.outcomes) {
         counts[COUNTED[outcome]] += 1;
         if (code === 'WARREN_DEADLINE_EXCEEDED' && outcome !== 'retried') counts.expired += 1;
       }
-      return {
+      enqueue.assign({
         jobsInFlight: context.jobsInFlight - 1,
         counts,
         ...(output.fault === undefined ? {} : { error: output.fault }),
-      };
+      });
+      const next =
+        output.handleMs === undefined
+          ? undefined
+          : context.controller?.observe({
+              size: output.outcomes.length,
+              maxSize: context.batch.maxSize,
+              durationMs: output.handleMs,
+            });
+      if (next !== undefined) {
+        enqueue.assign({ prefetch: next });
+        if (!context.probation) enqueue(() => applyPrefetch(context, next));
+      }
     }),
     abortJobs: ({ context }) => context.shutdown.abort(),
     endProbation: enqueueActions(({ context, enqueue }) => {

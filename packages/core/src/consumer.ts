@@ -7,6 +7,11 @@ import { IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import type { DeadlinePolicy, DedupeOptions, JobItem } from './job-steps.ts';
+import {
+  type AdaptivePrefetchOptions,
+  PrefetchController,
+  type PrefetchDecision,
+} from './prefetch-controller.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { type TopologyOptions, topologyFor } from './topology.ts';
 import { checkPrefetch, type Transport } from './transport.ts';
@@ -30,6 +35,8 @@ export interface ConsumerOptions {
   retry?: Partial<RetryPolicy>;
   /** Overrides the handler's own batching, field by field. */
   batch?: Partial<BatchOptions>;
+  /** Lets prefetch follow the model's speed within these bounds, starting from `prefetch`. */
+  adaptivePrefetch?: AdaptivePrefetchOptions;
   deadlines?: Partial<DeadlinePolicy>;
   /** Makes jobs effectively-once across redeliveries and duplicate publishes. */
   dedupe?: DedupeOptions;
@@ -72,6 +79,7 @@ export class Consumer {
   readonly #states = new WeakMap<object, string>();
   readonly #logger: Logger;
   readonly #exit: Promise<ConsumerExit>;
+  readonly #controller: PrefetchController | undefined;
 
   constructor(options: ConsumerOptions) {
     const prefetch = options.prefetch ?? 16;
@@ -85,9 +93,16 @@ export class Consumer {
 
     const batch = { maxSize: 1, maxWaitMs: 5, ...options.handler.batch, ...options.batch };
     checkBatch(batch);
+    const clock = options.clock ?? systemClock;
+    const controller =
+      options.adaptivePrefetch === undefined
+        ? undefined
+        : new PrefetchController(options.adaptivePrefetch, prefetch, clock);
+    this.#controller = controller;
     this.#actor = createActor(consumerMachine, {
       input: {
-        prefetch,
+        prefetch: controller?.prefetch ?? prefetch,
+        controller,
         batch,
         drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
         shutdown,
@@ -103,7 +118,7 @@ export class Consumer {
           shutdown: shutdown.signal,
           draining: draining.signal,
           schedule: (task) => limiter.add(task),
-          clock: options.clock ?? systemClock,
+          clock,
           retry,
           random: options.random ?? Math.random,
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
@@ -123,6 +138,17 @@ export class Consumer {
   /** The consumer's lifecycle state: `idle`, `connecting`, `consuming`, `draining`, ... */
   get state(): string {
     return topState(this.#actor.getSnapshot().value);
+  }
+
+  /** The prefetch the consumer works with now (1 while redelivered jobs come first). */
+  get prefetch(): number {
+    const { probation, prefetch } = this.#actor.getSnapshot().context;
+    return probation ? 1 : prefetch;
+  }
+
+  /** The adaptive prefetch's recent decisions, oldest first; empty when it is off. */
+  get prefetchDecisions(): readonly PrefetchDecision[] {
+    return this.#controller?.decisions ?? [];
   }
 
   get counts(): ConsumerCounts {

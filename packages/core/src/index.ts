@@ -75,6 +75,12 @@ export type {
 } from './job-steps.ts';
 export type { LogSink } from './log-sink.ts';
 export { silentLogSink } from './log-sink.ts';
+export type {
+  AdaptivePrefetchOptions,
+  BatchSample,
+  PrefetchDecision,
+} from './prefetch-controller.ts';
+export { PrefetchController } from './prefetch-controller.ts';
 export type { PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
 export type { RetryPolicy } from './retry.ts';

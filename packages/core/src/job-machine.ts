@@ -19,6 +19,8 @@ export interface JobMachineInput {
 /** What a finished job reports to its consumer: one outcome per delivery. */
 export interface JobMachineOutput {
   outcomes: Array<{ messageId: string | undefined; outcome: JobOutcome; code?: string }>;
+  /** How long the handler ran for these deliveries (ms); undefined when it did not run. */
+  handleMs: number | undefined;
   /**
    * Set when a publish failed or a step threw: the transport is likely broken and the consumer
    * should stop (its unsettled deliveries return to the queue with its channel).
@@ -109,6 +111,10 @@ export const jobMachine = setup({
     }));
     const fault =
       context.error ?? context.items.find((item) => item.publishFailure)?.publishFailure;
-    return fault === undefined ? { outcomes } : { outcomes, fault };
+    const handled = context.items.flatMap((item) =>
+      item.handleMs === undefined ? [] : [item.handleMs],
+    );
+    const handleMs = handled.length === 0 ? undefined : Math.max(...handled);
+    return { outcomes, handleMs, ...(fault === undefined ? {} : { fault }) };
   },
 });

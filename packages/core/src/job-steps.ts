@@ -39,6 +39,8 @@ export interface JobItem {
   deferred?: boolean;
   /** This worker claimed the job in the dedupe store. */
   claimed?: boolean;
+  /** How long the handler call that ran this item took (real time, ms). */
+  handleMs?: number;
   /** Set when publishing its result, retry or dead letter failed. */
   publishFailure?: PublishError;
   outcome?: JobOutcome;
@@ -189,10 +191,14 @@ async function runGuarded(
     remaining === undefined ? undefined : deps.clock.setTimer(() => deadline.abort(), remaining);
   const signal = AbortSignal.any([deps.shutdown, deadline.signal]);
   try {
-    const outputs = await deps.schedule(() => {
+    const outputs = await deps.schedule(async () => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
       if (deps.draining.aborted) throw NOT_STARTED;
-      return untilAborted(call(signal), signal);
+      const started = performance.now();
+      const outputs = await untilAborted(call(signal), signal);
+      const handleMs = performance.now() - started;
+      for (const { item } of group) item.handleMs = handleMs;
+      return outputs;
     });
     group.forEach(({ item }, index) => settleOutput(item, outputs[index]));
   } catch (error) {

@@ -1,0 +1,102 @@
+import type { Clock } from './clock.ts';
+
+/** Bounds of an adaptive prefetch. */
+export interface AdaptivePrefetchOptions {
+  min: number;
+  max: number;
+}
+
+/** One change the controller made, and why. */
+export interface PrefetchDecision {
+  from: number;
+  to: number;
+  reason: 'batches-full' | 'latency-grew';
+  /** UTC epoch milliseconds. */
+  at: number;
+}
+
+/** What one finished batch tells the controller. */
+export interface BatchSample {
+  size: number;
+  maxSize: number;
+  /** How long the handler took for the batch, in milliseconds. */
+  durationMs: number;
+}
+
+/** Weight of the newest sample in the latency average. */
+const SMOOTHING = 0.2;
+/** Samples before the average is trusted. */
+const WARM_UP = 3;
+/** A batch this many times slower than the average means the model is overloaded... */
+const SLOWDOWN = 2;
+/** ...unless it is slower by less than this: sub-millisecond handlers jitter by several times. */
+const MIN_SLOWDOWN_MS = 10;
+/** Changes are at least this far apart: each one restarts the consumer on RabbitMQ. */
+const MIN_INTERVAL_MS = 1_000;
+const MAX_DECISIONS = 50;
+
+/**
+ * Adapts a consumer's prefetch to how fast the model goes, additive increase and
+ * multiplicative decrease: while batches come full and their latency holds, it grows by one
+ * batch; when a batch takes twice the usual time, it halves. Always within its bounds.
+ */
+export class PrefetchController {
+  readonly #options: AdaptivePrefetchOptions;
+  readonly #clock: Clock;
+  readonly #decisions: PrefetchDecision[] = [];
+  #prefetch: number;
+  #averageMs: number | undefined;
+  #samples = 0;
+  #lastChangeAt = Number.NEGATIVE_INFINITY;
+
+  constructor(options: AdaptivePrefetchOptions, initial: number, clock: Clock) {
+    if (!Number.isInteger(options.min) || options.min < 1 || options.max < options.min) {
+      throw new RangeError(
+        `adaptivePrefetch: expected 1 <= min <= max, found min ${options.min}, max ${options.max}`,
+      );
+    }
+    this.#options = options;
+    this.#clock = clock;
+    this.#prefetch = Math.min(options.max, Math.max(options.min, initial));
+  }
+
+  get prefetch(): number {
+    return this.#prefetch;
+  }
+
+  /** The most recent decisions, oldest first. */
+  get decisions(): readonly PrefetchDecision[] {
+    return this.#decisions;
+  }
+
+  /** Takes a finished batch into account; returns the new prefetch when it changes. */
+  observe(sample: BatchSample): number | undefined {
+    const average = this.#averageMs;
+    this.#averageMs =
+      average === undefined
+        ? sample.durationMs
+        : average + SMOOTHING * (sample.durationMs - average);
+    this.#samples += 1;
+    if (this.#samples <= WARM_UP || average === undefined) return undefined;
+
+    const now = this.#clock.now();
+    if (now - this.#lastChangeAt < MIN_INTERVAL_MS) return undefined;
+    if (sample.durationMs > SLOWDOWN * average && sample.durationMs - average > MIN_SLOWDOWN_MS) {
+      return this.#change(Math.floor(this.#prefetch / 2), 'latency-grew', now);
+    }
+    if (sample.size >= sample.maxSize) {
+      return this.#change(this.#prefetch + sample.maxSize, 'batches-full', now);
+    }
+    return undefined;
+  }
+
+  #change(wanted: number, reason: PrefetchDecision['reason'], now: number): number | undefined {
+    const to = Math.min(this.#options.max, Math.max(this.#options.min, wanted));
+    if (to === this.#prefetch) return undefined;
+    this.#decisions.push({ from: this.#prefetch, to, reason, at: now });
+    if (this.#decisions.length > MAX_DECISIONS) this.#decisions.shift();
+    this.#prefetch = to;
+    this.#lastChangeAt = now;
+    return to;
+  }
+}
