@@ -78,6 +78,7 @@ export class Consumer {
   /** The last state seen per actor; weak, so finished job actors are not kept alive. */
   readonly #states = new WeakMap<object, string>();
   readonly #logger: Logger;
+  readonly #debug: boolean;
   readonly #exit: Promise<ConsumerExit>;
   readonly #controller: PrefetchController | undefined;
 
@@ -85,6 +86,7 @@ export class Consumer {
     const prefetch = options.prefetch ?? 16;
     checkPrefetch(prefetch);
     this.#logger = options.logger.child({ handler: options.handler.name });
+    this.#debug = this.#logger.isLevelEnabled('debug');
     const shutdown = new AbortController();
     const draining = new AbortController();
     const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });
@@ -201,6 +203,8 @@ export class Consumer {
   #inspect(event: InspectionEvent): void {
     // Microsteps show the states a macrostep passes through; snapshots show where it rests.
     if (event.type !== '@xstate.snapshot' && event.type !== '@xstate.microstep') return;
+    // Nobody watching: keep the per-delivery path free of this work.
+    if (this.#listeners.size === 0 && !this.#debug) return;
     const snapshot = event.snapshot as { value?: unknown; context?: { items?: JobItem[] } };
     if (snapshot.value === undefined) return;
 
@@ -224,7 +228,7 @@ export class Consumer {
         (item) => item.delivery.properties.messageId,
       );
     }
-    if (this.#logger.isLevelEnabled('debug')) this.#logger.debug(transition, 'actor transitioned');
+    if (this.#debug) this.#logger.debug(transition, 'actor transitioned');
     for (const listener of this.#listeners) listener(transition);
   }
 }

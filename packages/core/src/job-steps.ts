@@ -236,8 +236,13 @@ const NOT_STARTED = Symbol('not started');
 
 function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise<unknown> {
   const envelope = item.envelope!;
+  let logger: Logger | undefined;
   const context = {
-    logger: deps.logger.child({ messageId: envelope.messageId, attempt: envelope.attempt }),
+    // A child logger costs an allocation per job; most handlers never log, so make it on use.
+    get logger(): Logger {
+      logger ??= deps.logger.child({ messageId: envelope.messageId, attempt: envelope.attempt });
+      return logger;
+    },
     inference: deps.inference,
     signal,
     job: envelope,
@@ -245,7 +250,10 @@ function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise
   };
   const { handle, handleBatch } = deps.handler;
   if (handle !== undefined) return handle(item.input, context);
-  return handleBatch!([item.input], { ...context, jobs: [envelope] }).then(([output]) => output);
+  const batchContext = Object.defineProperty({ ...context, jobs: [envelope] }, 'logger', {
+    get: () => context.logger,
+  });
+  return handleBatch!([item.input], batchContext).then(([output]) => output);
 }
 
 async function runBatch(group: Prepared[], signal: AbortSignal, deps: JobDeps): Promise<unknown[]> {
