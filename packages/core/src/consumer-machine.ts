@@ -214,7 +214,11 @@ export const consumerMachine = setup({
       });
     }),
     finishJob: enqueueActions(({ context, event, enqueue }) => {
-      const output = (event as DoneActorEvent<JobMachineOutput>).output;
+      const done = event as DoneActorEvent<JobMachineOutput>;
+      const output = done.output;
+      // xstate keeps a finished child until it is stopped, and copies the children on every
+      // spawn: without this, each job costs more than the one before.
+      enqueue.stopChild(done.actorId);
       const counts = { ...context.counts };
       for (const { outcome, code } of output.outcomes) {
         counts[COUNTED[outcome]] += 1;
