@@ -1,4 +1,4 @@
-import { type DataType, pipeline, Tensor } from '@huggingface/transformers';
+import type { DataType } from '@huggingface/transformers';
 import type {
   BatchEncodingView,
   ModelConfigView,
@@ -27,6 +27,9 @@ export type PipelineLoader = (
  * the call, so callers must set that first (see `pipeline-cache.ts`).
  */
 export const loadWithTransformers: PipelineLoader = async (task, model, { dtype }) => {
+  // Imported on first load: transformers.js and ONNX Runtime cost about 180 MB of memory, which
+  // a worker whose handlers never load a local model should not pay.
+  const { pipeline, Tensor } = await transformers();
   const loaded = await pipeline(task, model, { dtype });
   const { tokenizer } = loaded;
   const transformersModel = loaded.model;
@@ -44,14 +47,17 @@ export const loadWithTransformers: PipelineLoader = async (task, model, { dtype 
       },
     },
     model: {
-      run: async (inputs: BatchEncodingView) => tensorsOf(await transformersModel(inputs)),
+      run: async (inputs: BatchEncodingView) => tensorsOf(await transformersModel(inputs), Tensor),
       config: readConfig(transformersModel.config),
     },
   };
 };
 
 /** The model's named outputs that are numeric tensors (transformers.js types them as `any`). */
-function tensorsOf(outputs: unknown): Record<string, TensorView> {
+function tensorsOf(
+  outputs: unknown,
+  Tensor: typeof import('@huggingface/transformers').Tensor,
+): Record<string, TensorView> {
   const tensors: Record<string, TensorView> = {};
   if (typeof outputs !== 'object' || outputs === null) return tensors;
 
@@ -80,3 +86,11 @@ function isStringRecord(value: unknown): value is Record<string, string> {
   if (typeof value !== 'object' || value === null) return false;
   return Object.values(value).every((entry) => typeof entry === 'string');
 }
+
+/** transformers.js, imported once, when a model is first loaded. */
+export function transformers(): Promise<typeof import('@huggingface/transformers')> {
+  transformersModule ??= import('@huggingface/transformers');
+  return transformersModule;
+}
+
+let transformersModule: Promise<typeof import('@huggingface/transformers')> | undefined;

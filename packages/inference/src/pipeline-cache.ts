@@ -1,6 +1,6 @@
-import { type DataType, env } from '@huggingface/transformers';
+import type { DataType } from '@huggingface/transformers';
 import { type LogSink, ModelLoadError } from '@warren/core';
-import type { PipelineLoader } from './default-loader.ts';
+import { type PipelineLoader, transformers } from './default-loader.ts';
 import type { PipelineTask, TextPipeline } from './text-pipeline.ts';
 
 /** Where and how a model is loaded from; part of the cache key. */
@@ -12,8 +12,8 @@ export interface ModelSource {
   dtype: DataType;
 }
 
-/** What transformers.js's `env` held when this module was first imported. */
-const envDefaults = { localModelPath: env.localModelPath, cacheDir: env.cacheDir };
+/** What transformers.js's `env` held before Warren first changed it. */
+let envDefaults: { localModelPath: string; cacheDir: string | null } | undefined;
 
 /**
  * Loads in flight or done, per loader, keyed by task, model, dtype and source. Module-level on
@@ -69,7 +69,7 @@ async function loadNow(
   logger.debug(fields, 'model loading');
 
   try {
-    applyEnv(source);
+    await applyEnv(source);
     const loaded = await loader(task, model, { dtype: source.dtype });
     logger.info({ ...fields, ms: Math.round(performance.now() - started) }, 'model loaded');
     return loaded;
@@ -88,7 +88,9 @@ async function loadNow(
  * settings of this load are written just before it and loads run one at a time: two clients
  * with different settings cannot interleave.
  */
-function applyEnv(source: ModelSource): void {
+async function applyEnv(source: ModelSource): Promise<void> {
+  const { env } = await transformers();
+  envDefaults ??= { localModelPath: env.localModelPath, cacheDir: env.cacheDir };
   env.allowLocalModels = source.localModelPath !== undefined;
   env.localModelPath = source.localModelPath ?? envDefaults.localModelPath;
   env.allowRemoteModels = source.allowRemoteModels;
