@@ -186,10 +186,21 @@ async function runGuarded(
   const remaining = group.some((one) => one.remaining === undefined)
     ? undefined
     : Math.max(...group.map((one) => one.remaining!));
-  const deadline = new AbortController();
+  const controller = new AbortController();
+  let deadlinePassed = false;
   const timer =
-    remaining === undefined ? undefined : deps.clock.setTimer(() => deadline.abort(), remaining);
-  const signal = AbortSignal.any([deps.shutdown, deadline.signal]);
+    remaining === undefined
+      ? undefined
+      : deps.clock.setTimer(() => {
+          deadlinePassed = true;
+          controller.abort();
+        }, remaining);
+  // A listener, not AbortSignal.any(): on Node 20, every signal any() makes from the
+  // long-lived shutdown signal stays reachable from it, one per job, for the worker's life.
+  const onShutdown = () => controller.abort(deps.shutdown.reason);
+  if (deps.shutdown.aborted) onShutdown();
+  else deps.shutdown.addEventListener('abort', onShutdown, { once: true });
+  const signal = controller.signal;
   try {
     const outputs = await deps.schedule(async () => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
@@ -204,9 +215,10 @@ async function runGuarded(
       settleOutput(item, outputs[index]);
     });
   } catch (error) {
-    for (const { item } of group) failItem(item, error, deadline.signal, deps);
+    for (const { item } of group) failItem(item, error, deadlinePassed, deps);
   } finally {
     timer?.cancel();
+    deps.shutdown.removeEventListener('abort', onShutdown);
   }
   for (const { item } of group) if (item.result === undefined) await release(item, deps);
 }
@@ -223,9 +235,9 @@ function settleOutput(item: JobItem, output: unknown): void {
   }
 }
 
-function failItem(item: JobItem, error: unknown, deadline: AbortSignal, deps: JobDeps): void {
+function failItem(item: JobItem, error: unknown, deadlinePassed: boolean, deps: JobDeps): void {
   if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
-  else if (deadline.aborted) {
+  else if (deadlinePassed) {
     item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
       cause: error,
     });
