@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
@@ -88,6 +89,8 @@ export class Consumer {
     this.#logger = options.logger.child({ handler: options.handler.name });
     this.#debug = this.#logger.isLevelEnabled('debug');
     const shutdown = new AbortController();
+    // Every running job listens to it (at most prefetch of them, each removed when it ends).
+    setMaxListeners(0, shutdown.signal);
     const draining = new AbortController();
     const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });
     const retry = { ...DEFAULT_RETRY_POLICY, ...options.handler.retry, ...options.retry };
