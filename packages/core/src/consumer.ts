@@ -50,7 +50,7 @@ export interface ConsumerOptions {
 export interface TransitionEvent {
   type: 'warren.actor.transitioned';
   actor: 'consumer' | 'job';
-  /** `consumer`, or the job actor's id (`job-1`, ...). */
+  /** `consumer`, or the job actor's id (`job.1`, ...). */
   actorId: string;
   from: string | undefined;
   to: string;
