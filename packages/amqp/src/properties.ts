@@ -1,35 +1,17 @@
-import type { HeaderValue, MessageProperties } from '@warren/core';
+import {
+  definedProperties,
+  type HeaderValue,
+  MESSAGE_PROPERTY_NAMES,
+  type MessageProperties,
+} from '@warren/core';
 import type { MessageProperties as AmqpProperties, Options } from 'amqplib';
 
 /** AMQP's delivery mode for messages the broker writes to disk. */
 const PERSISTENT = 2;
 
-const STRING_PROPERTIES = [
-  'messageId',
-  'correlationId',
-  'replyTo',
-  'contentType',
-  'contentEncoding',
-  'expiration',
-  'type',
-  'appId',
-] as const;
-
-const NUMBER_PROPERTIES = ['priority', 'timestamp'] as const;
-
 /** amqplib's publish options for Warren's properties, always persistent. */
 export function toPublishOptions(properties: MessageProperties): Options.Publish {
-  const options: Options.Publish = { deliveryMode: PERSISTENT };
-  for (const key of STRING_PROPERTIES) {
-    const value = properties[key];
-    if (value !== undefined) options[key] = value;
-  }
-  for (const key of NUMBER_PROPERTIES) {
-    const value = properties[key];
-    if (value !== undefined) options[key] = value;
-  }
-  if (properties.headers !== undefined) options.headers = definedEntries(properties.headers);
-  return options;
+  return { ...definedProperties(properties), deliveryMode: PERSISTENT };
 }
 
 /** The properties of a received message, and the names of headers Warren cannot represent. */
@@ -43,11 +25,11 @@ export interface ReceivedProperties {
 export function fromAmqpProperties(received: AmqpProperties): ReceivedProperties {
   const { headers, dropped } = toHeaders(received.headers);
   const properties: MessageProperties = { headers };
-  for (const key of STRING_PROPERTIES) {
+  for (const key of MESSAGE_PROPERTY_NAMES.strings) {
     const value: unknown = received[key];
     if (typeof value === 'string') properties[key] = value;
   }
-  for (const key of NUMBER_PROPERTIES) {
+  for (const key of MESSAGE_PROPERTY_NAMES.numbers) {
     const value: unknown = received[key];
     if (typeof value === 'number') properties[key] = value;
   }
@@ -88,8 +70,4 @@ function isTimestamp(value: unknown): value is { value: number } {
   if (typeof value !== 'object' || value === null) return false;
   const tagged = value as { '!'?: unknown; value?: unknown };
   return tagged['!'] === 'timestamp' && typeof tagged.value === 'number';
-}
-
-function definedEntries(headers: Record<string, HeaderValue>): Record<string, HeaderValue> {
-  return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
 }

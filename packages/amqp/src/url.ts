@@ -1,3 +1,5 @@
+import { redactServiceUrl, serviceUrlProblem } from '@warren/core';
+
 const PROTOCOLS = new Set(['amqp:', 'amqps:']);
 
 /** What {@link redactUrl} returns for a string it cannot read as an AMQP URL. */
@@ -11,26 +13,12 @@ const UNREADABLE = 'amqp://<unreadable url>';
  * redactUrl('amqp://warren:s3cret@rabbit:5672/jobs'); // 'amqp://rabbit:5672/jobs'
  */
 export function redactUrl(url: string): string {
-  const parsed = parseAmqpUrl(url);
-  if (parsed === undefined) return UNREADABLE;
-  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  return redactServiceUrl(url, PROTOCOLS, UNREADABLE);
 }
 
 /** What is wrong with `url` as an AMQP URL, in words that never repeat its credentials. */
 export function amqpUrlProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'text that is not a URL';
-  }
-  if (!PROTOCOLS.has(parsed.protocol)) return `the scheme ${JSON.stringify(parsed.protocol)}`;
-  if (parsed.hostname === '') return 'no host';
-  return undefined;
-}
-
-function parseAmqpUrl(url: string): URL | undefined {
-  return amqpUrlProblem(url) === undefined ? new URL(url) : undefined;
+  return serviceUrlProblem(url, PROTOCOLS);
 }
 
 /**

@@ -85,6 +85,7 @@ export type { PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
 export type { RetryPolicy } from './retry.ts';
 export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
+export { redactServiceUrl, serviceUrlProblem } from './service-url.ts';
 export type { TopologyOptions } from './topology.ts';
 export { jobRoutingKey, topologyFor } from './topology.ts';
 export type {
@@ -100,6 +101,6 @@ export type {
   Subscription,
   Transport,
 } from './transport.ts';
-export { checkPrefetch } from './transport.ts';
+export { checkPrefetch, definedProperties, MESSAGE_PROPERTY_NAMES } from './transport.ts';
 export type { DescribeOptions } from './validation.ts';
 export { describeIssues } from './validation.ts';

@@ -142,3 +142,40 @@ export function checkPrefetch(prefetch: number): void {
     );
   }
 }
+
+/** The AMQP basic properties Warren carries, by the type of their values. */
+export const MESSAGE_PROPERTY_NAMES = {
+  strings: [
+    'messageId',
+    'correlationId',
+    'replyTo',
+    'contentType',
+    'contentEncoding',
+    'expiration',
+    'type',
+    'appId',
+  ],
+  numbers: ['priority', 'timestamp'],
+} as const;
+
+/**
+ * A copy of `properties` with only the fields that have values, as the wire carries them: AMQP
+ * has no `undefined`, so absent properties and `undefined` headers are left out.
+ */
+export function definedProperties(properties: MessageProperties): MessageProperties {
+  const copy: MessageProperties = {};
+  for (const key of MESSAGE_PROPERTY_NAMES.strings) {
+    const value = properties[key];
+    if (value !== undefined) copy[key] = value;
+  }
+  for (const key of MESSAGE_PROPERTY_NAMES.numbers) {
+    const value = properties[key];
+    if (value !== undefined) copy[key] = value;
+  }
+  if (properties.headers !== undefined) {
+    copy.headers = Object.fromEntries(
+      Object.entries(properties.headers).filter(([, value]) => value !== undefined),
+    );
+  }
+  return copy;
+}

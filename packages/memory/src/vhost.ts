@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { Clock, MessageProperties } from '@warren/core';
+import { type Clock, definedProperties, type MessageProperties } from '@warren/core';
 import { BrokerRefusalError } from './broker-refusal.ts';
 import { type DeathReason, deadLettered, isDeathCycle } from './dead-letter.ts';
 import { Exchange, type ExchangeType } from './exchange.ts';
 import { MemoryQueue, type QueueHost } from './memory-queue.ts';
 import { inequivalence, type QueueDeclaration, readQueueSettings } from './queue-arguments.ts';
-import { definedProperties, type StoredMessage } from './stored-message.ts';
+import type { StoredMessage } from './stored-message.ts';
 
 /** What a queue declaration answers, as AMQP's `queue.declare-ok`. */
 export interface DeclaredQueue {

@@ -1,3 +1,5 @@
+import { redactServiceUrl, serviceUrlProblem } from '@warren/core';
+
 const PROTOCOLS = new Set(['redis:', 'rediss:']);
 
 /** What {@link redactRedisUrl} returns for a string it cannot read as a Redis URL. */
@@ -11,20 +13,10 @@ const UNREADABLE = 'redis://<unreadable url>';
  * redactRedisUrl('redis://warren:s3cret@cache:6379/2'); // 'redis://cache:6379/2'
  */
 export function redactRedisUrl(url: string): string {
-  if (redisUrlProblem(url) !== undefined) return UNREADABLE;
-  const parsed = new URL(url);
-  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  return redactServiceUrl(url, PROTOCOLS, UNREADABLE);
 }
 
 /** What is wrong with `url` as a Redis URL, in words that never repeat its credentials. */
 export function redisUrlProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'text that is not a URL';
-  }
-  if (!PROTOCOLS.has(parsed.protocol)) return `the scheme ${JSON.stringify(parsed.protocol)}`;
-  if (parsed.hostname === '') return 'no host';
-  return undefined;
+  return serviceUrlProblem(url, PROTOCOLS);
 }
