@@ -7,7 +7,8 @@ import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
-import type { DeadlinePolicy, DedupeOptions, JobItem } from './job-steps.ts';
+import type { JobTransition } from './job-run.ts';
+import type { DeadlinePolicy, DedupeOptions } from './job-steps.ts';
 import {
   type AdaptivePrefetchOptions,
   PrefetchController,
@@ -76,8 +77,8 @@ export interface ConsumerExit {
 export class Consumer {
   readonly #actor: Actor<typeof consumerMachine>;
   readonly #listeners = new Set<TransitionListener>();
-  /** The last state seen per actor; weak, so finished job actors are not kept alive. */
-  readonly #states = new WeakMap<object, string>();
+  /** The consumer's last state seen. */
+  #state: string | undefined;
   readonly #logger: Logger;
   readonly #debug: boolean;
   readonly #exit: Promise<ConsumerExit>;
@@ -113,6 +114,7 @@ export class Consumer {
         shutdown,
         draining,
         limiter,
+        observeJob: (transition) => this.#observeJob(transition),
         jobDeps: {
           handler: options.handler,
           handlerOptions: options.handlerOptions,
@@ -207,32 +209,53 @@ export class Consumer {
     // Microsteps show the states a macrostep passes through; snapshots show where it rests.
     if (event.type !== '@xstate.snapshot' && event.type !== '@xstate.microstep') return;
     // Nobody watching: keep the per-delivery path free of this work.
-    if (this.#listeners.size === 0 && !this.#debug) return;
-    const snapshot = event.snapshot as { value?: unknown; context?: { items?: JobItem[] } };
+    if (!this.#watched()) return;
+    // Only the consumer's own snapshots: its invoked promises have none worth reporting.
+    if (event.actorRef.sessionId !== event.rootId) return;
+    const snapshot = event.snapshot as { value?: unknown };
     if (snapshot.value === undefined) return;
 
-    const key = event.actorRef.sessionId;
     const to = stateName(snapshot.value);
-    const from = this.#states.get(event.actorRef);
+    const from = this.#state;
     if (from === to) return;
-    this.#states.set(event.actorRef, to);
-
-    const isJob = key !== event.rootId && snapshot.context?.items !== undefined;
-    const transition: TransitionEvent = {
+    this.#state = to;
+    this.#report({
       type: 'warren.actor.transitioned',
-      actor: isJob ? 'job' : 'consumer',
-      actorId: isJob ? ((event.actorRef as { id?: string }).id ?? key) : 'consumer',
+      actor: 'consumer',
+      actorId: 'consumer',
       from,
       to,
       cause: event.event.type,
-    };
-    if (isJob) {
-      transition.messageIds = snapshot.context!.items!.map(
-        (item) => item.delivery.properties.messageId,
-      );
-    }
+    });
+  }
+
+  #observeJob({ jobId, from, to, cause, items }: JobTransition): void {
+    if (!this.#watched()) return;
+    this.#report({
+      type: 'warren.actor.transitioned',
+      actor: 'job',
+      actorId: jobId,
+      from,
+      to,
+      cause,
+      messageIds: items.map((item) => item.delivery.properties.messageId),
+    });
+  }
+
+  #watched(): boolean {
+    return this.#listeners.size > 0 || this.#debug;
+  }
+
+  #report(transition: TransitionEvent): void {
     if (this.#debug) this.#logger.debug(transition, 'actor transitioned');
-    for (const listener of this.#listeners) listener(transition);
+    for (const listener of this.#listeners) {
+      try {
+        listener(transition);
+      } catch (error) {
+        // A listener's bug must not stop the consumer or fail a job.
+        this.#logger.warn({ err: error }, 'transition listener threw');
+      }
+    }
   }
 }
 

@@ -64,8 +64,13 @@ export type {
   Pooling,
   TextClassificationRequest,
 } from './inference.ts';
-export type { JobMachineInput, JobMachineOutput } from './job-machine.ts';
-export { jobMachine } from './job-machine.ts';
+export type {
+  JobObserver,
+  JobOutput,
+  JobState,
+  JobTransition,
+} from './job-run.ts';
+export { runJob } from './job-run.ts';
 export type {
   DeadlinePolicy,
   DedupeOptions,

@@ -40,7 +40,7 @@ function routeOf(item: JobItem, deps: JobDeps): Route {
 }
 
 /** Publishes each item's result, retry or dead letter, and waits for the broker's confirms. */
-export async function publishItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+export async function publishItems(items: JobItem[], deps: JobDeps): Promise<void> {
   await Promise.all(
     items.map(async (item) => {
       const route = routeOf(item, deps);
@@ -51,7 +51,6 @@ export async function publishItems(items: JobItem[], deps: JobDeps): Promise<Job
       }
     }),
   );
-  return items;
 }
 
 async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise<void> {
@@ -122,7 +121,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
  * queue (the consumer stops, and its delivery limit guards against a loop); a dead letter that
  * could not be published is rejected, so the queue's own dead-letter exchange keeps it.
  */
-export async function settleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+export function settleItems(items: JobItem[], deps: JobDeps): void {
   for (const item of items) {
     const route = routeOf(item, deps);
     if (item.publishFailure === undefined) {
@@ -136,7 +135,6 @@ export async function settleItems(items: JobItem[], deps: JobDeps): Promise<JobI
       item.outcome = 'requeued';
     }
   }
-  return items;
 }
 
 const OUTCOMES = {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Clock } from './clock.ts';
+import type { Clock, Timer } from './clock.ts';
 import type { DedupeStore } from './dedupe.ts';
 import { decodeEnvelope, decodeJsonBody, type JobEnvelope } from './envelope.ts';
 import {
@@ -103,7 +103,7 @@ export function live(items: JobItem[]): JobItem[] {
   );
 }
 
-export async function decodeItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+export function decodeItems(items: JobItem[], deps: JobDeps): void {
   for (const item of items) {
     try {
       const envelope = decodeEnvelope(item.delivery.properties);
@@ -119,23 +119,21 @@ export async function decodeItems(items: JobItem[], deps: JobDeps): Promise<JobI
       item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
     }
   }
-  return items;
 }
 
-export async function validateItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+export function validateItems(items: JobItem[], deps: JobDeps): void {
   for (const item of live(items)) {
     const parsed = deps.handler.input.safeParse(item.body, { reportInput: true });
     if (parsed.success) item.input = parsed.data;
     else item.failure = new SchemaViolationError(describeIssues(parsed.error, { root: 'input' }));
   }
-  return items;
 }
 
 /**
  * Runs the handler for the live items: one `handleBatch` call for all of them when the handler
  * has one (and there is more than one item, or no `handle`), else `handle` for each.
  */
-export async function handleItems(items: JobItem[], deps: JobDeps): Promise<JobItem[]> {
+export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void> {
   const ready: Prepared[] = [];
   for (const item of live(items)) {
     const prepared = await prepare(item, deps);
@@ -151,7 +149,6 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<JobI
       ),
     );
   }
-  return items;
 }
 
 /** An item cleared to run, with the time left before its deadline (undefined: none). */
@@ -186,21 +183,25 @@ async function runGuarded(
   const remaining = group.some((one) => one.remaining === undefined)
     ? undefined
     : Math.max(...group.map((one) => one.remaining!));
-  const controller = new AbortController();
+  // Without a deadline the shutdown signal is the job's own; with one, a signal of its own
+  // aborts at the deadline or at shutdown, whichever comes first.
   let deadlinePassed = false;
-  const timer =
-    remaining === undefined
-      ? undefined
-      : deps.clock.setTimer(() => {
-          deadlinePassed = true;
-          controller.abort();
-        }, remaining);
-  // A listener, not AbortSignal.any(): on Node 20, every signal any() makes from the
-  // long-lived shutdown signal stays reachable from it, one per job, for the worker's life.
-  const onShutdown = () => controller.abort(deps.shutdown.reason);
-  if (deps.shutdown.aborted) onShutdown();
-  else deps.shutdown.addEventListener('abort', onShutdown, { once: true });
-  const signal = controller.signal;
+  let signal = deps.shutdown;
+  let timer: Timer | undefined;
+  let onShutdown: (() => void) | undefined;
+  if (remaining !== undefined) {
+    const controller = new AbortController();
+    signal = controller.signal;
+    timer = deps.clock.setTimer(() => {
+      deadlinePassed = true;
+      controller.abort();
+    }, remaining);
+    // A listener, not AbortSignal.any(): on Node 20, every signal any() makes from the
+    // long-lived shutdown signal stays reachable from it, one per job, for the worker's life.
+    onShutdown = () => controller.abort(deps.shutdown.reason);
+    if (deps.shutdown.aborted) onShutdown();
+    else deps.shutdown.addEventListener('abort', onShutdown, { once: true });
+  }
   try {
     const outputs = await deps.schedule(async () => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
@@ -218,7 +219,7 @@ async function runGuarded(
     for (const { item } of group) failItem(item, error, deadlinePassed, deps);
   } finally {
     timer?.cancel();
-    deps.shutdown.removeEventListener('abort', onShutdown);
+    if (onShutdown !== undefined) deps.shutdown.removeEventListener('abort', onShutdown);
   }
   for (const { item } of group) if (item.result === undefined) await release(item, deps);
 }

@@ -1,0 +1,103 @@
+import { publishItems, settleItems } from './job-settle.ts';
+import {
+  decodeItems,
+  handleItems,
+  type JobDeps,
+  type JobItem,
+  type JobOutcome,
+  toItems,
+  validateItems,
+} from './job-steps.ts';
+import type { Delivery } from './transport.ts';
+
+/** Where a job is: each step in turn, then `done`, or `failed` when a step threw. */
+export type JobState =
+  | 'decoding'
+  | 'validating'
+  | 'handling'
+  | 'publishing'
+  | 'settling'
+  | 'done'
+  | 'failed';
+
+/** What a finished job reports to its consumer: one outcome per delivery. */
+export interface JobOutput {
+  outcomes: Array<{ messageId: string | undefined; outcome: JobOutcome; code?: string }>;
+  /** How long the handler ran for these deliveries (ms); undefined when it did not run. */
+  handleMs: number | undefined;
+  /**
+   * Set when a publish failed or a step threw: the transport is likely broken and the consumer
+   * should stop (its unsettled deliveries return to the queue with its channel).
+   */
+  fault?: unknown;
+}
+
+/** One state change of a job; `cause` names the step that finished (or `received`, `threw`). */
+export interface JobTransition {
+  jobId: string;
+  from: JobState | undefined;
+  to: JobState;
+  cause: string;
+  items: readonly JobItem[];
+}
+
+export type JobObserver = (transition: JobTransition) => void;
+
+const STEPS = [
+  { state: 'decoding', run: decodeItems, done: 'decoded' },
+  { state: 'validating', run: validateItems, done: 'validated' },
+  { state: 'handling', run: handleItems, done: 'handled' },
+  { state: 'publishing', run: publishItems, done: 'published' },
+  { state: 'settling', run: settleItems, done: 'settled' },
+] as const;
+
+/**
+ * One job: a list of deliveries (one, or a batch) taken through the steps in order. A job is a
+ * small actor of its own, with its states and one message to its consumer (the output), but not
+ * an xstate actor: spawning one per delivery cost more than everything else the runtime does.
+ */
+export async function runJob(
+  jobId: string,
+  deliveries: readonly Delivery[],
+  deps: JobDeps,
+  observe: JobObserver | undefined,
+): Promise<JobOutput> {
+  const items = toItems(deliveries);
+  let state: JobState | undefined;
+  const enter = (to: JobState, cause: string) => {
+    observe?.({ jobId, from: state, to, cause, items });
+    state = to;
+  };
+
+  let cause = 'received';
+  let error: unknown;
+  try {
+    for (const step of STEPS) {
+      enter(step.state, cause);
+      // Decoding, validating and settling are synchronous: no promise to wait for.
+      const pending = step.run(items, deps);
+      if (pending !== undefined) await pending;
+      cause = step.done;
+    }
+    enter('done', cause);
+  } catch (thrown) {
+    // A bug or a broken transport, never a bad message: the consumer stops.
+    error = thrown;
+    enter('failed', 'threw');
+  }
+  return outputOf(items, error);
+}
+
+function outputOf(items: readonly JobItem[], error: unknown): JobOutput {
+  const outcomes = items.map((item) => ({
+    messageId: item.delivery.properties.messageId,
+    outcome: item.outcome ?? 'requeued',
+    ...(item.failure === undefined ? {} : { code: item.failure.code }),
+  }));
+  const fault = error ?? items.find((item) => item.publishFailure)?.publishFailure;
+  let handleMs: number | undefined;
+  for (const item of items) {
+    if (item.handleMs !== undefined) handleMs = Math.max(handleMs ?? 0, item.handleMs);
+  }
+  return { outcomes, handleMs, ...(fault === undefined ? {} : { fault }) };
+}
