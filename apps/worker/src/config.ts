@@ -55,6 +55,8 @@ const localInference = z
     dtype: z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16']).default('fp32'),
     onTooLong: z.enum(['truncate', 'refuse']).default('truncate'),
     maxInputTokens: z.int().min(1).optional(),
+    /** Run each model in a worker thread of its own (default true); false: in the main thread. */
+    thread: z.boolean().optional(),
   })
   .strict();
 

@@ -46,6 +46,8 @@ export class Worker {
   readonly consumers: ReadonlyArray<{ handler: string; consumer: Consumer }>;
   readonly #transport: Transport;
   readonly #dedupeStore: DedupeStore | undefined;
+  /** The inference client the worker built (one passed in is the caller's to close). */
+  readonly #inference: LocalInference | undefined;
   readonly #logger: Logger;
   readonly #config: WorkerConfig;
   #stopping: Promise<WorkerExit> | undefined;
@@ -56,12 +58,14 @@ export class Worker {
     consumers: Array<{ handler: string; consumer: Consumer }>,
     transport: Transport,
     dedupeStore: DedupeStore | undefined,
+    inference: LocalInference | undefined,
     config: WorkerConfig,
     logger: Logger,
   ) {
     this.consumers = consumers;
     this.#transport = transport;
     this.#dedupeStore = dedupeStore;
+    this.#inference = inference;
     this.#config = config;
     this.#logger = logger;
     this.#exited = new Promise((resolve) => {
@@ -82,6 +86,11 @@ export class Worker {
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
     const inference = options.inference ?? createInference(config, env, logger);
+    // Its model threads must end for the process to exit cleanly.
+    const ownInference =
+      options.inference === undefined && inference instanceof LocalInference
+        ? inference
+        : undefined;
     const transport = options.transport ?? createTransport(config, env, logger);
     const dedupe = createDedupe(config, env, options.dedupeStore);
 
@@ -122,12 +131,13 @@ export class Worker {
     } catch (error) {
       await Promise.allSettled(consumers.map(({ consumer }) => consumer.stop()));
       await transport.close();
+      await ownInference?.close();
       if (options.dedupeStore === undefined) await dedupe?.store.close();
       throw error;
     }
     // A store the caller passed in may be shared with other workers: the caller closes it.
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
-    return new Worker(consumers, transport, ownStore, config, logger);
+    return new Worker(consumers, transport, ownStore, ownInference, config, logger);
   }
 
   /**
@@ -166,6 +176,7 @@ export class Worker {
       this.#logger.error({ limitMs: limit }, 'jobs did not finish in time; closing under them');
     }
     await this.#transport.close();
+    await this.#inference?.close();
     await this.#dedupeStore?.close();
 
     const consumers =
@@ -260,5 +271,6 @@ function createInference(
       : { allowRemoteModels: local.allowRemoteModels }),
     ...(local.cacheDir === undefined ? {} : { cacheDir: local.cacheDir }),
     ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
+    ...(local.thread === undefined ? {} : { thread: local.thread }),
   });
 }

@@ -1,10 +1,11 @@
-import type { DataType } from '@huggingface/transformers';
+import type { DataType, PreTrainedTokenizer } from '@huggingface/transformers';
 import type {
   BatchEncodingView,
   ModelConfigView,
   PipelineTask,
   TensorView,
   TextPipeline,
+  TokenizerView,
 } from './text-pipeline.ts';
 
 /** Options passed to a {@link PipelineLoader}. */
@@ -31,27 +32,32 @@ export const loadWithTransformers: PipelineLoader = async (task, model, { dtype 
   // a worker whose handlers never load a local model should not pay.
   const { pipeline, Tensor } = await transformers();
   const loaded = await pipeline(task, model, { dtype });
-  const { tokenizer } = loaded;
   const transformersModel = loaded.model;
 
   return {
-    tokenizer: {
-      encodeBatch: (texts, options) => {
-        const { input_ids, attention_mask } = tokenizer(texts, options);
-        return { input_ids, attention_mask };
-      },
-      countTokens: (text) => tokenizer(text, { return_tensor: false }).input_ids.length,
-      get modelMaxLength(): number {
-        const limit: unknown = tokenizer.model_max_length;
-        return typeof limit === 'number' ? limit : Number.POSITIVE_INFINITY;
-      },
-    },
+    tokenizer: tokenizerView(loaded.tokenizer),
     model: {
       run: async (inputs: BatchEncodingView) => tensorsOf(await transformersModel(inputs), Tensor),
       config: readConfig(transformersModel.config),
     },
+    dispose: () => loaded.dispose(),
   };
 };
+
+/** The {@link TokenizerView} of a transformers.js tokenizer. */
+export function tokenizerView(tokenizer: PreTrainedTokenizer): TokenizerView {
+  return {
+    encodeBatch: (texts, options) => {
+      const { input_ids, attention_mask } = tokenizer(texts, options);
+      return { input_ids, attention_mask };
+    },
+    countTokens: (text) => tokenizer(text, { return_tensor: false }).input_ids.length,
+    get modelMaxLength(): number {
+      const limit: unknown = tokenizer.model_max_length;
+      return typeof limit === 'number' ? limit : Number.POSITIVE_INFINITY;
+    },
+  };
+}
 
 /** The model's named outputs that are numeric tensors (transformers.js types them as `any`). */
 function tensorsOf(
@@ -70,7 +76,7 @@ function tensorsOf(
 }
 
 /** The config fields used here, checked at run time: transformers.js types only a few of them. */
-function readConfig(config: object): ModelConfigView {
+export function readConfig(config: object): ModelConfigView {
   const id2label: unknown = Reflect.get(config, 'id2label');
   const problemType: unknown = Reflect.get(config, 'problem_type');
   const maxPositions: unknown = Reflect.get(config, 'max_position_embeddings');

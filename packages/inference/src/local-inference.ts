@@ -13,8 +13,9 @@ import {
 } from '@warren/core';
 import { loadWithTransformers, type PipelineLoader } from './default-loader.ts';
 import { checkTopK, logitRows, topLabels } from './labels.ts';
-import { loadPipeline, type ModelSource } from './pipeline-cache.ts';
+import { loadPipeline, type ModelSource, releasePipelines } from './pipeline-cache.ts';
 import type { PipelineTask, TensorView, TextPipeline } from './text-pipeline.ts';
+import { loadInThread } from './thread-loader.ts';
 import { normalizeVector, poolVectors } from './vectors.ts';
 
 /** What to do with an input longer than the model's token limit. */
@@ -41,7 +42,15 @@ export interface LocalInferenceOptions {
    */
   maxInputTokens?: number;
   logger?: LogSink;
-  /** Loads a model; defaults to transformers.js's `pipeline()`. Tests inject their own. */
+  /**
+   * Whether each model runs in a worker thread of its own (default `true`), keeping the event
+   * loop free while ONNX Runtime works. `false` runs models on the calling thread.
+   */
+  thread?: boolean;
+  /**
+   * Loads a model; overrides `thread`. Defaults to {@link loadInThread}, or to
+   * {@link loadWithTransformers} with `thread: false`. Tests inject their own.
+   */
   loader?: PipelineLoader;
 }
 
@@ -49,8 +58,10 @@ export interface LocalInferenceOptions {
  * Runs models in this process with transformers.js and ONNX Runtime.
  *
  * Each model is loaded once per process (per task, dtype and source), on first use or by
- * {@link LocalInference.load}, and shared by every instance. ONNX runs cannot be interrupted:
- * an abort signal is honoured before loading and before running, not during a run.
+ * {@link LocalInference.load}, and shared by every instance. By default its forward pass runs in
+ * a worker thread of its own while tokenising and pooling stay on the calling thread (see
+ * {@link loadInThread}). ONNX runs cannot be interrupted: an abort signal is honoured before
+ * loading and before running, not during a run.
  */
 export class LocalInference implements InferenceClient {
   readonly #source: ModelSource;
@@ -82,7 +93,8 @@ export class LocalInference implements InferenceClient {
     this.#onTooLong = options.onTooLong ?? 'truncate';
     this.#maxInputTokens = maxInputTokens;
     this.#logger = options.logger ?? silentLogSink;
-    this.#loader = options.loader ?? loadWithTransformers;
+    this.#loader =
+      options.loader ?? (options.thread === false ? loadWithTransformers : loadInThread);
   }
 
   /**
@@ -91,6 +103,15 @@ export class LocalInference implements InferenceClient {
    */
   async load(task: PipelineTask, model: string): Promise<void> {
     await this.#pipeline(task, model);
+  }
+
+  /**
+   * Let go of the models this client loaded. A model no other client holds is unloaded: runs
+   * already sent to its thread finish, then the thread frees the model and ends. Idle model
+   * threads never keep a process alive, but closing frees their memory. A later call loads again.
+   */
+  close(): Promise<void> {
+    return releasePipelines(this.#loader, this, this.#logger);
   }
 
   /**
@@ -133,7 +154,7 @@ export class LocalInference implements InferenceClient {
   }
 
   #pipeline(task: PipelineTask, model: string): Promise<TextPipeline> {
-    return loadPipeline(this.#loader, task, model, this.#source, this.#logger);
+    return loadPipeline(this.#loader, task, model, this.#source, this.#logger, this);
   }
 
   /** Load, check lengths, tokenise and run once over all inputs. */

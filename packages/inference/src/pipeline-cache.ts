@@ -2,6 +2,7 @@ import type { DataType } from '@huggingface/transformers';
 import { type LogSink, ModelLoadError } from '@warren/core';
 import { type PipelineLoader, transformers } from './default-loader.ts';
 import type { PipelineTask, TextPipeline } from './text-pipeline.ts';
+import type { LoadEnv } from './thread-protocol.ts';
 
 /** Where and how a model is loaded from; part of the cache key. */
 export interface ModelSource {
@@ -15,20 +16,29 @@ export interface ModelSource {
 /** What transformers.js's `env` held before Warren first changed it. */
 let envDefaults: { localModelPath: string; cacheDir: string | null } | undefined;
 
+/** A load in flight or done, and the clients that asked for it and have not let go. */
+interface CacheEntry {
+  task: PipelineTask;
+  model: string;
+  loading: Promise<TextPipeline>;
+  holders: Set<object>;
+}
+
 /**
  * Loads in flight or done, per loader, keyed by task, model, dtype and source. Module-level on
  * purpose: a process loads each model once, however many clients ask for it. Keyed per loader so
  * an injected test loader starts from an empty cache.
  */
-const caches = new WeakMap<PipelineLoader, Map<string, Promise<TextPipeline>>>();
+const caches = new WeakMap<PipelineLoader, Map<string, CacheEntry>>();
 
 /** The tail of the chain of loads; each waits for the one before it. */
 let loadQueue: Promise<unknown> = Promise.resolve();
 
 /**
- * The pipeline for `task` and `model`, loaded at most once per process and source. Concurrent
- * first callers share one load. A failed load is evicted, so a later call tries again, and
- * rejects with a {@link ModelLoadError} naming the model and the cause.
+ * The pipeline for `task` and `model`, loaded at most once per process and source, and held for
+ * `holder` until {@link releasePipelines}. Concurrent first callers share one load. A failed load
+ * is evicted, so a later call tries again, and rejects with a {@link ModelLoadError} naming the
+ * model and the cause.
  */
 export function loadPipeline(
   loader: PipelineLoader,
@@ -36,6 +46,7 @@ export function loadPipeline(
   model: string,
   source: ModelSource,
   logger: LogSink,
+  holder: object,
 ): Promise<TextPipeline> {
   const cache = cacheFor(loader);
   const key = JSON.stringify([
@@ -47,14 +58,46 @@ export function loadPipeline(
     source.cacheDir ?? null,
   ]);
   const cached = cache.get(key);
-  if (cached) return cached;
+  if (cached) {
+    cached.holders.add(holder);
+    return cached.loading;
+  }
 
   const loading = serialised(() => loadNow(loader, task, model, source, logger));
-  cache.set(key, loading);
+  const entry: CacheEntry = { task, model, loading, holders: new Set([holder]) };
+  cache.set(key, entry);
   loading.catch(() => {
-    if (cache.get(key) === loading) cache.delete(key);
+    if (cache.get(key) === entry) cache.delete(key);
   });
   return loading;
+}
+
+/**
+ * Let go of every pipeline `holder` loaded through `loader`. One that no other holder keeps is
+ * evicted and disposed (its thread stopped, its sessions freed); a later call loads it again.
+ */
+export async function releasePipelines(
+  loader: PipelineLoader,
+  holder: object,
+  logger: LogSink,
+): Promise<void> {
+  const cache = caches.get(loader);
+  if (!cache) return;
+
+  const unused: CacheEntry[] = [];
+  for (const [key, entry] of cache) {
+    if (!entry.holders.delete(holder) || entry.holders.size > 0) continue;
+    cache.delete(key);
+    unused.push(entry);
+  }
+
+  await Promise.all(
+    unused.map(async ({ task, model, loading }) => {
+      const pipeline = await loading.catch(() => undefined);
+      await pipeline?.dispose?.();
+      if (pipeline) logger.info({ task, model }, 'model unloaded');
+    }),
+  );
 }
 
 async function loadNow(
@@ -86,15 +129,19 @@ async function loadNow(
 /**
  * transformers.js reads its settings from one process-global `env` while it loads, so the
  * settings of this load are written just before it and loads run one at a time: two clients
- * with different settings cannot interleave.
+ * with different settings cannot interleave. A model thread has an `env` of its own; the thread
+ * loader copies these same settings into it.
  */
 async function applyEnv(source: ModelSource): Promise<void> {
   const { env } = await transformers();
   envDefaults ??= { localModelPath: env.localModelPath, cacheDir: env.cacheDir };
-  env.allowLocalModels = source.localModelPath !== undefined;
-  env.localModelPath = source.localModelPath ?? envDefaults.localModelPath;
-  env.allowRemoteModels = source.allowRemoteModels;
-  env.cacheDir = source.cacheDir ?? envDefaults.cacheDir;
+  const settings: LoadEnv = {
+    allowLocalModels: source.localModelPath !== undefined,
+    localModelPath: source.localModelPath ?? envDefaults.localModelPath,
+    allowRemoteModels: source.allowRemoteModels,
+    cacheDir: source.cacheDir ?? envDefaults.cacheDir,
+  };
+  Object.assign(env, settings);
 }
 
 function serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -103,7 +150,7 @@ function serialised<T>(work: () => Promise<T>): Promise<T> {
   return run;
 }
 
-function cacheFor(loader: PipelineLoader): Map<string, Promise<TextPipeline>> {
+function cacheFor(loader: PipelineLoader): Map<string, CacheEntry> {
   let cache = caches.get(loader);
   if (!cache) {
     cache = new Map();

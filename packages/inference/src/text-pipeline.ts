@@ -51,6 +51,8 @@ export interface ModelView {
 export interface TextPipeline {
   readonly tokenizer: TokenizerView;
   readonly model: ModelView;
+  /** Free what the load holds (ONNX sessions, a model thread). The pipeline is not used after. */
+  dispose?(): Promise<void>;
 }
 
 /** The tasks `LocalInference` can load a model for. */
