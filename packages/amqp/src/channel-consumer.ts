@@ -1,84 +1,90 @@
 import type { CancelListener, Delivery, LogSink } from '@warren/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { describeCause } from './cause.ts';
+import { closeQuietly } from './closing.ts';
 import { fromAmqpProperties } from './properties.ts';
 
 /** How a delivery is settled. */
 export type Outcome = { kind: 'ack' } | { kind: 'nack'; requeue: boolean };
 
+/**
+ * One channel a consumer has consumed on. A consumer gets a new one after each reconnect; its
+ * deliveries keep the one they came on, because a delivery tag means something only there.
+ */
+interface ConsumerChannel {
+  readonly channel: Channel;
+  /** False once the channel closed or its connection was lost: settles on it are dropped. */
+  open: boolean;
+  /** True until the consume call returns; a failure then is the caller's to report. */
+  starting: boolean;
+  /** The prefetch of the consumer on it now. */
+  prefetch: number;
+  consumerTag: string;
+  unsettled: number;
+  /** The broker's reason for closing the channel, if it gave one. */
+  closedBy: Error | undefined;
+}
+
 /** What the transport remembers about a delivery until it is settled. */
 export interface Receipt {
   readonly consumer: ChannelConsumer;
+  readonly line: ConsumerChannel;
   readonly message: ConsumeMessage;
   settled: boolean;
 }
 
 export interface ChannelConsumerOptions {
-  connection: ChannelModel;
   queue: string;
   prefetch: number;
   onDelivery: (delivery: Delivery) => void;
   onCancel: CancelListener | undefined;
-  /** Where each delivery's receipt goes, so the transport can settle it on this channel. */
+  /** Where each delivery's receipt goes, so the transport can settle it on its channel. */
   receipts: WeakMap<Delivery, Receipt>;
   logger: LogSink;
   fields: object;
-  /** Why the connection went away, if it has. */
-  connectionCause: () => Error | undefined;
-  /** Called once the channel has closed, for whatever reason. */
+  /** Called once the consumer is over, for whatever reason. */
   onClosed: (consumer: ChannelConsumer) => void;
 }
 
 /**
  * - `consuming`: deliveries arrive.
- * - `cancelling`: we asked the broker to stop them.
+ * - `suspended`: the connection was lost; the transport calls {@link ChannelConsumer.resume}
+ *   with a new one, or {@link ChannelConsumer.fail} when it gives up.
+ * - `cancelling`: we asked the broker to stop deliveries.
  * - `cancelled`: none arrive any more (our cancel or the broker's); the channel stays open until
  *   every delivery is settled, because a delivery can only be settled on its own channel.
- * - `closed`: the channel is gone; the broker requeues what was not settled.
+ * - `closed`: over; the broker requeues what was not settled.
  */
-type ConsumerState = 'consuming' | 'cancelling' | 'cancelled' | 'closed';
+type ConsumerState = 'consuming' | 'suspended' | 'cancelling' | 'cancelled' | 'closed';
 
-/** One consumer on a channel of its own, with its own prefetch. */
+/**
+ * One subscription: a consumer on a channel of its own with its own prefetch. It outlives its
+ * channel: after a reconnect it consumes again on a new one with its current prefetch.
+ */
 export class ChannelConsumer {
   readonly #options: ChannelConsumerOptions;
-  readonly #channel: Channel;
   readonly #fields: object;
   #state: ConsumerState = 'consuming';
-  #consumerTag = '';
-  #unsettled = 0;
-  #closedBy: Error | undefined;
+  #line: ConsumerChannel | undefined;
+  #prefetch: number;
   #closing = false;
   #cancelNotified = false;
   #cancelling: Promise<void> | undefined;
   #resubscribing: Promise<void> | undefined;
 
-  private constructor(options: ChannelConsumerOptions, channel: Channel) {
+  private constructor(options: ChannelConsumerOptions) {
     this.#options = options;
-    this.#channel = channel;
+    this.#prefetch = options.prefetch;
     this.#fields = { ...options.fields, queue: options.queue };
   }
 
   /** Opens a channel, sets its prefetch and starts consuming with manual acknowledgement. */
-  static async start(options: ChannelConsumerOptions): Promise<ChannelConsumer> {
-    const channel = await options.connection.createChannel();
-    const consumer = new ChannelConsumer(options, channel);
-    channel.on('error', (error: Error) => consumer.#onChannelError(error));
-    channel.on('close', () => consumer.#onChannelClose());
-
-    try {
-      await channel.prefetch(options.prefetch);
-      const reply = await channel.consume(
-        options.queue,
-        (message) => consumer.#onMessage(message),
-        { noAck: false },
-      );
-      consumer.#consumerTag = reply.consumerTag;
-    } catch (cause) {
-      consumer.#closing = true;
-      await channel.close().catch(() => {});
-      const reason = describeCause(consumer.#closedBy ?? cause);
-      throw new Error(`consuming from queue "${options.queue}" failed: ${reason}`, { cause });
-    }
+  static async start(
+    options: ChannelConsumerOptions,
+    connection: ChannelModel,
+  ): Promise<ChannelConsumer> {
+    const consumer = new ChannelConsumer(options);
+    await consumer.#attach(connection);
     options.logger.debug({ ...consumer.#fields, prefetch: options.prefetch }, 'consumer started');
     return consumer;
   }
@@ -89,11 +95,137 @@ export class ChannelConsumer {
     return this.#cancelling;
   }
 
-  /** Changes the consumer's prefetch; a no-op once the channel is gone. */
+  /**
+   * Changes the consumer's prefetch. The new value holds from now on, after a reconnect too;
+   * while the connection is down it is only remembered.
+   */
   setPrefetch(count: number): Promise<void> {
+    this.#prefetch = count;
     const previous = this.#resubscribing ?? Promise.resolve();
     this.#resubscribing = previous.catch(() => {}).then(() => this.#resubscribe(count));
     return this.#resubscribing;
+  }
+
+  /** Closes the channel; the broker requeues every unsettled delivery. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#closing) return;
+    this.#closing = true;
+    const line = this.#line;
+    if (line === undefined || !line.open) {
+      this.#end();
+      return;
+    }
+    await closeQuietly(line.channel);
+  }
+
+  /**
+   * The connection is gone. A live consumer waits for {@link resume}; one that was cancelling
+   * has nothing left to do, since the broker requeued what it had not settled.
+   */
+  suspend(): void {
+    const line = this.#line;
+    if (line !== undefined) line.open = false;
+    if (this.#closing) {
+      this.#end();
+    } else if (this.#state === 'consuming') {
+      this.#state = 'suspended';
+      this.#options.logger.debug(this.#fields, 'consumer suspended until the connection is back');
+    } else if (this.#state === 'cancelling' || this.#state === 'cancelled') {
+      this.#end();
+    }
+  }
+
+  /**
+   * Consumes again on `connection` with the current prefetch. Rejects when that fails; the
+   * transport then decides whether the connection or the subscription is at fault.
+   */
+  async resume(connection: ChannelModel): Promise<void> {
+    if (this.#state !== 'suspended') return;
+    const line = await this.#attach(connection);
+    if (this.#state !== 'suspended') {
+      // Cancelled while it resumed: closing the channel requeues anything it received.
+      line.open = false;
+      await closeQuietly(line.channel);
+      return;
+    }
+    this.#state = 'consuming';
+    this.#options.logger.info({ ...this.#fields, prefetch: this.#prefetch }, 'consumer resumed');
+    // A prefetch change that came while the channel opened found no consumer to change.
+    if (line.prefetch !== this.#prefetch) await this.setPrefetch(this.#prefetch);
+  }
+
+  /** The subscription cannot go on (the transport gave up): tell its holder why. */
+  fail(reason: string): void {
+    if (this.#state === 'closed') return;
+    const line = this.#line;
+    if (line?.open) {
+      line.open = false;
+      void closeQuietly(line.channel);
+    }
+    this.#end();
+    this.#notifyCancel(reason);
+  }
+
+  /** Settles one of this consumer's deliveries, or drops the settle if its channel is gone. */
+  settle(receipt: Receipt, outcome: Outcome): void {
+    const { line, message } = receipt;
+    const fields = { ...this.#fields, deliveryTag: message.fields.deliveryTag };
+    if (receipt.settled) {
+      this.#options.logger.debug(fields, 'settle ignored: delivery already settled');
+      return;
+    }
+    receipt.settled = true;
+    if (!line.open) {
+      // The channel died, maybe with its connection: the broker has requeued the delivery, and
+      // its tag would name another delivery (or none) on any other channel.
+      this.#options.logger.debug(fields, 'settle dropped: channel closed, the broker redelivers');
+      return;
+    }
+
+    line.unsettled -= 1;
+    try {
+      if (outcome.kind === 'ack') line.channel.ack(message);
+      else line.channel.nack(message, false, outcome.requeue);
+    } catch (error) {
+      const detail = { ...fields, error: describeCause(error) };
+      this.#options.logger.debug(detail, 'settle dropped: channel closed, the broker redelivers');
+    }
+    this.#closeWhenIdle();
+  }
+
+  async #attach(connection: ChannelModel): Promise<ConsumerChannel> {
+    const channel = await connection.createChannel();
+    const line: ConsumerChannel = {
+      channel,
+      open: true,
+      starting: true,
+      prefetch: this.#prefetch,
+      consumerTag: '',
+      unsettled: 0,
+      closedBy: undefined,
+    };
+    channel.on('error', (error: Error) => this.#onChannelError(line, error));
+    channel.on('close', () => this.#onChannelClose(line));
+    this.#line = line;
+
+    try {
+      await channel.prefetch(this.#prefetch);
+      const reply = await channel.consume(
+        this.#options.queue,
+        (message) => this.#onMessage(line, message),
+        { noAck: false },
+      );
+      line.consumerTag = reply.consumerTag;
+      line.starting = false;
+      return line;
+    } catch (cause) {
+      line.open = false;
+      await closeQuietly(channel);
+      const reason = describeCause(line.closedBy ?? cause);
+      throw new Error(`consuming from queue "${this.#options.queue}" failed: ${reason}`, {
+        cause,
+      });
+    }
   }
 
   /**
@@ -102,59 +234,43 @@ export class ChannelConsumer {
    * valid, since both consumers share the channel.
    */
   async #resubscribe(count: number): Promise<void> {
-    if (this.#state === 'closed' || this.#closing) return;
-    await this.#channel.prefetch(count);
-    if (this.#state !== 'consuming') return;
-
-    const reply = await this.#channel.consume(
-      this.#options.queue,
-      (message) => this.#onMessage(message),
-      { noAck: false },
-    );
-    const previous = this.#consumerTag;
-    this.#consumerTag = reply.consumerTag;
-    await this.#channel.cancel(previous);
-    this.#options.logger.debug({ ...this.#fields, prefetch: count }, 'prefetch changed');
-  }
-
-  /** Closes the channel; the broker requeues every unsettled delivery. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed' || this.#closing) return;
-    this.#closing = true;
-    await this.#channel.close().catch(() => {});
-  }
-
-  /** Settles one of this channel's deliveries, or drops the settle if the channel is gone. */
-  settle(receipt: Receipt, outcome: Outcome): void {
-    const fields = { ...this.#fields, deliveryTag: receipt.message.fields.deliveryTag };
-    if (receipt.settled) {
-      this.#options.logger.debug(fields, 'settle ignored: delivery already settled');
-      return;
-    }
-    receipt.settled = true;
-    this.#unsettled -= 1;
-
-    if (this.#state === 'closed' || this.#closing) {
-      this.#options.logger.debug(fields, 'settle dropped: channel closed, the broker redelivers');
-      return;
-    }
+    const line = this.#line;
+    if (line === undefined || !line.open || this.#closing) return;
+    if (this.#state !== 'consuming' && this.#state !== 'cancelled') return;
     try {
-      if (outcome.kind === 'ack') this.#channel.ack(receipt.message);
-      else this.#channel.nack(receipt.message, false, outcome.requeue);
+      await line.channel.prefetch(count);
+      if (this.#state !== 'consuming') return;
+      const reply = await line.channel.consume(
+        this.#options.queue,
+        (message) => this.#onMessage(line, message),
+        { noAck: false },
+      );
+      const previous = line.consumerTag;
+      line.consumerTag = reply.consumerTag;
+      line.prefetch = count;
+      await line.channel.cancel(previous);
     } catch (error) {
-      const detail = { ...fields, error: describeCause(error) };
-      this.#options.logger.debug(detail, 'settle dropped: channel closed, the broker redelivers');
+      // The channel went with its connection: the next one starts with this prefetch.
+      if (!line.open) return;
+      throw error;
     }
-    this.#closeWhenIdle();
+    this.#options.logger.debug({ ...this.#fields, prefetch: count }, 'prefetch changed');
   }
 
   async #cancel(): Promise<void> {
     // A prefetch change in flight is replacing the consumer tag: cancel the one it leaves.
     await this.#resubscribing?.catch(() => {});
-    if (this.#state !== 'consuming') return;
+    if (this.#state === 'suspended') {
+      // No channel to stop; what it had unsettled was requeued when the connection went.
+      this.#options.logger.debug(this.#fields, 'consumer cancelled');
+      this.#end();
+      return;
+    }
+    const line = this.#line;
+    if (this.#state !== 'consuming' || line === undefined) return;
     this.#state = 'cancelling';
     try {
-      await this.#channel.cancel(this.#consumerTag);
+      await line.channel.cancel(line.consumerTag);
     } catch (error) {
       // The channel closed first: no more deliveries either way.
       this.#options.logger.debug(
@@ -167,14 +283,16 @@ export class ChannelConsumer {
     this.#closeWhenIdle();
   }
 
-  #onMessage(message: ConsumeMessage | null): void {
+  #onMessage(line: ConsumerChannel, message: ConsumeMessage | null): void {
+    // A channel being given up: closing it returns the message to the queue.
+    if (line !== this.#line || !line.open) return;
     if (message === null) {
       this.#onBrokerCancel();
       return;
     }
     const delivery = this.#toDelivery(message);
-    this.#options.receipts.set(delivery, { consumer: this, message, settled: false });
-    this.#unsettled += 1;
+    this.#options.receipts.set(delivery, { consumer: this, line, message, settled: false });
+    line.unsettled += 1;
     try {
       this.#options.onDelivery(delivery);
     } catch (error) {
@@ -215,23 +333,35 @@ export class ChannelConsumer {
     this.#closeWhenIdle();
   }
 
-  #onChannelError(error: Error): void {
-    this.#closedBy = error;
+  #onChannelError(line: ConsumerChannel, error: Error): void {
+    line.closedBy = error;
     const detail = { ...this.#fields, error: describeCause(error) };
     this.#options.logger.warn(detail, 'consumer channel closed by the broker');
   }
 
-  #onChannelClose(): void {
-    const wasConsuming = this.#state === 'consuming' && !this.#closing;
-    this.#state = 'closed';
-    this.#options.onClosed(this);
-    if (!wasConsuming) return;
-    // The connection reports its cause after closing its channels, so look once it has.
+  #onChannelClose(line: ConsumerChannel): void {
+    line.open = false;
+    if (line !== this.#line || line.starting || this.#state === 'closed') return;
+    if (this.#closing || this.#state === 'cancelling' || this.#state === 'cancelled') {
+      this.#end();
+      return;
+    }
+    if (this.#state !== 'consuming') return;
+    // A lost connection closes its channels first and reports itself after, in the same tick,
+    // and the transport then suspends this consumer. Still consuming after that means the
+    // broker closed this channel alone.
     queueMicrotask(() => {
-      const cause = this.#closedBy ?? this.#options.connectionCause();
-      const why = cause === undefined ? '' : `: ${describeCause(cause)}`;
+      if (this.#state !== 'consuming' || this.#line !== line) return;
+      this.#end();
+      const why = line.closedBy === undefined ? '' : `: ${describeCause(line.closedBy)}`;
       this.#notifyCancel(`the channel consuming queue "${this.#options.queue}" closed${why}`);
     });
+  }
+
+  #end(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#options.onClosed(this);
   }
 
   #notifyCancel(reason: string): void {
@@ -246,7 +376,8 @@ export class ChannelConsumer {
   }
 
   #closeWhenIdle(): void {
-    if (this.#state !== 'cancelled' || this.#unsettled > 0) return;
+    const line = this.#line;
+    if (this.#state !== 'cancelled' || line === undefined || line.unsettled > 0) return;
     void this.close();
   }
 }

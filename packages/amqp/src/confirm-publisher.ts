@@ -1,124 +1,264 @@
-import { type LogSink, PublishError, type PublishTarget, UnroutableError } from '@warren/core';
-import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import {
+  type LogSink,
+  PublishBufferFullError,
+  PublishError,
+  type PublishTarget,
+  UnroutableError,
+} from '@warren/core';
+import {
+  type ChannelModel,
+  type ConfirmChannel,
+  IllegalOperationError,
+  type Options,
+} from 'amqplib';
 import { describeCause } from './cause.ts';
+import { closeQuietly } from './closing.ts';
 
 /** A confirm channel and what became of it. */
 interface PublishChannel {
   readonly channel: ConfirmChannel;
   open: boolean;
+  /** False while amqplib's buffer for the channel is full, until it drains. */
+  writable: boolean;
   /** The broker's reason for closing it, such as a publish to an exchange that does not exist. */
   closedBy: Error | undefined;
   /** Message ids of mandatory publishes the broker returned; their confirm follows the return. */
   returned: Set<string>;
+  /** Sent on this channel and not yet confirmed, in the order they were sent. */
+  inFlight: Set<Outgoing>;
+}
+
+/** One publish the publisher holds until the broker confirms it or it fails. */
+interface Outgoing {
+  readonly target: PublishTarget;
+  readonly body: Buffer;
+  readonly options: Options.Publish;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** How much the publisher may hold that the broker has not confirmed. */
+export interface PublishBufferLimits {
+  maxMessages: number;
+  maxBytes: number;
 }
 
 export interface ConfirmPublisherOptions {
-  connection: ChannelModel;
   logger: LogSink;
   /** Fields every log line carries (the broker, the connection name). */
   fields: object;
-  /** Why the connection went away, if it has: the reason a channel closed without one. */
-  connectionCause: () => Error | undefined;
+  limits: PublishBufferLimits;
 }
 
 /**
- * Publishes on one confirm channel and settles each publish when the broker confirms it. When
- * the broker closes the channel (a publish to a missing exchange does), the publishes in flight
- * fail with the broker's reason and the next publish opens a fresh channel.
+ * Publishes on one confirm channel and settles each publish when the broker confirms it
+ * (amqplib matches each confirm to its publish by delivery tag). Publishes wait in a bounded
+ * buffer while there is no connection, and those sent but not confirmed when the connection
+ * went are sent again on the next one: at least once, so the broker may get a message twice.
+ * When the broker closes the channel alone (a publish to a missing exchange does), the
+ * publishes in flight on it fail with the broker's reason and the rest go on a fresh channel.
  */
 export class ConfirmPublisher {
   readonly #options: ConfirmPublisherOptions;
+  /** Accepted and not yet written to a channel, oldest first. */
+  readonly #waiting: Outgoing[] = [];
+  #connection: ChannelModel | undefined;
   #active: PublishChannel | undefined;
   #opening: Promise<PublishChannel> | undefined;
-  /** Set while the channel's buffer is full; publishes wait for it to drain. */
-  #drained: Promise<void> | undefined;
+  #openingOn: ChannelModel | undefined;
+  #held = 0;
+  #heldBytes = 0;
   #closed = false;
 
   constructor(options: ConfirmPublisherOptions) {
     this.#options = options;
   }
 
-  /** Opens the channel now rather than at the first publish. */
-  async open(): Promise<void> {
-    await this.#channel();
+  /** Publishes from now on go through `connection`: opens its channel and sends what waits. */
+  async attach(connection: ChannelModel): Promise<void> {
+    this.#connection = connection;
+    await this.#channel(connection);
+    this.#pump();
   }
 
-  /** Resolves when the broker confirms the message; rejects with {@link PublishError}. */
-  async publish(target: PublishTarget, body: Buffer, options: Options.Publish): Promise<void> {
-    for (;;) {
-      let state: PublishChannel;
-      try {
-        state = await this.#channel();
-      } catch (cause) {
-        throw publishError(target, `no publish channel: ${describeCause(cause)}`, cause);
-      }
-      // No await between this check and the write, so no other publish can fill the buffer.
-      if (this.#drained === undefined) return this.#send(state, target, body, options);
-      await this.#drained;
+  /**
+   * The connection is gone: publishes wait for the next {@link attach}. Those in flight come
+   * back to the buffer when their channel reports its close.
+   */
+  detach(): void {
+    this.#connection = undefined;
+    if (this.#active !== undefined) this.#active.open = false;
+  }
+
+  /**
+   * Resolves when the broker confirms the message; rejects with {@link PublishError}, or at once
+   * with {@link PublishBufferFullError} when the buffer is at its limit.
+   */
+  publish(target: PublishTarget, body: Buffer, options: Options.Publish): Promise<void> {
+    if (this.#closed) return Promise.reject(publishError(target, 'the publisher is closed'));
+    const { maxMessages, maxBytes } = this.#options.limits;
+    if (this.#held + 1 > maxMessages || this.#heldBytes + body.length > maxBytes) {
+      return Promise.reject(
+        new PublishBufferFullError(
+          `publish to ${describeTarget(target)} refused: the transport already holds ` +
+            `${this.#held} unconfirmed messages (${this.#heldBytes} bytes), and may hold ` +
+            `${maxMessages} (${maxBytes} bytes): the broker connection is down, or the broker ` +
+            'is slow to confirm',
+        ),
+      );
     }
+
+    return new Promise<void>((resolve, reject) => {
+      this.#held += 1;
+      this.#heldBytes += body.length;
+      const release = (): void => {
+        this.#held -= 1;
+        this.#heldBytes -= body.length;
+      };
+      const outgoing: Outgoing = {
+        target,
+        body,
+        options,
+        resolve: () => {
+          release();
+          resolve();
+        },
+        reject: (error) => {
+          release();
+          reject(error);
+        },
+      };
+      this.#waiting.push(outgoing);
+      this.#pump();
+    });
+  }
+
+  /** Rejects every publish it holds with `error`: the transport gave up on the broker. */
+  fail(error: Error): void {
+    this.#closed = true;
+    const active = this.#active;
+    const held = [...(active?.inFlight ?? []), ...this.#waiting.splice(0)];
+    active?.inFlight.clear();
+    for (const outgoing of held) outgoing.reject(error);
   }
 
   /** Closes the channel. Publishes not yet confirmed reject with {@link PublishError}. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const outgoing of this.#waiting.splice(0)) {
+      outgoing.reject(publishError(outgoing.target, 'the transport closed before it was sent'));
+    }
     await this.#opening?.catch(() => {});
     const active = this.#active;
     this.#active = undefined;
-    if (active?.open) await active.channel.close().catch(() => {});
+    if (active?.open) await closeQuietly(active.channel);
   }
 
-  #send(
-    state: PublishChannel,
-    target: PublishTarget,
-    body: Buffer,
-    options: Options.Publish,
-  ): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const fail = (error: unknown): void => {
-        const cause = state.closedBy ?? this.#options.connectionCause() ?? error;
-        reject(publishError(target, describeCause(cause), cause));
-      };
-      let writable: boolean;
-      try {
-        writable = state.channel.publish(
-          target.exchange,
-          target.routingKey,
-          body,
-          options,
-          (error) => {
-            if (error !== null && error !== undefined) return fail(error);
-            const id = options.messageId;
-            if (options.mandatory && id !== undefined && state.returned.delete(id)) {
-              return reject(new UnroutableError(`no queue is bound for ${describeTarget(target)}`));
-            }
-            resolve();
-          },
-        );
-      } catch (error) {
-        fail(error);
+  /** Writes waiting publishes while the channel takes them; opens one if there is none. */
+  #pump(): void {
+    while (this.#waiting.length > 0 && !this.#closed) {
+      const active = this.#active;
+      if (active === undefined || !active.open) {
+        this.#reopen();
         return;
       }
+      if (!active.writable) return;
+      this.#write(active, this.#waiting.shift()!);
+    }
+  }
+
+  #reopen(): void {
+    const connection = this.#connection;
+    if (connection === undefined || this.#opening !== undefined) return;
+    this.#channel(connection).then(
+      () => this.#pump(),
+      (cause) => {
+        // Without a connection the next attach retries; with one, the channel itself fails.
+        if (this.#connection !== connection) return;
+        for (const outgoing of this.#waiting.splice(0)) {
+          const reason = `no publish channel: ${describeCause(cause)}`;
+          outgoing.reject(publishError(outgoing.target, reason, cause));
+        }
+      },
+    );
+  }
+
+  #write(state: PublishChannel, outgoing: Outgoing): void {
+    const { target, body, options } = outgoing;
+    state.inFlight.add(outgoing);
+    try {
+      const writable = state.channel.publish(
+        target.exchange,
+        target.routingKey,
+        body,
+        options,
+        (error) => this.#onConfirm(state, outgoing, error),
+      );
       if (!writable) this.#waitForDrain(state);
+    } catch (error) {
+      state.inFlight.delete(outgoing);
+      if (error instanceof IllegalOperationError) {
+        // The channel is closing: nothing was sent. Its close sends this on the next one.
+        this.#waiting.unshift(outgoing);
+        state.writable = false;
+        return;
+      }
+      outgoing.reject(publishError(target, describeCause(error), error));
+    }
+  }
+
+  #onConfirm(state: PublishChannel, outgoing: Outgoing, error: unknown): void {
+    if (error === null || error === undefined) {
+      state.inFlight.delete(outgoing);
+      const id = outgoing.options.messageId;
+      if (outgoing.options.mandatory && id !== undefined && state.returned.delete(id)) {
+        const reason = `no queue is bound for ${describeTarget(outgoing.target)}`;
+        outgoing.reject(new UnroutableError(reason));
+        return;
+      }
+      outgoing.resolve();
+      return;
+    }
+    // amqplib reports a closing channel to each unconfirmed publish before the channel's own
+    // 'close' listeners run; the close handler below decides those. What it leaves is a nack.
+    queueMicrotask(() => {
+      if (!state.inFlight.delete(outgoing)) return;
+      outgoing.reject(publishError(outgoing.target, describeCause(error), error));
     });
   }
 
-  async #channel(): Promise<PublishChannel> {
+  async #channel(connection: ChannelModel): Promise<PublishChannel> {
     if (this.#closed) throw new Error('the publisher is closed');
     if (this.#active?.open) return this.#active;
-    this.#opening ??= this.#openChannel().finally(() => {
-      this.#opening = undefined;
-    });
+    if (this.#opening !== undefined && this.#openingOn !== connection) {
+      // Still opening on a connection since lost: that fails; open on this one after it.
+      await this.#opening.catch(() => {});
+      return this.#channel(connection);
+    }
+    if (this.#opening === undefined) {
+      this.#openingOn = connection;
+      this.#opening = this.#openChannel(connection).finally(() => {
+        this.#opening = undefined;
+        this.#openingOn = undefined;
+      });
+    }
     return this.#opening;
   }
 
-  async #openChannel(): Promise<PublishChannel> {
-    const { connection, logger, fields } = this.#options;
+  async #openChannel(connection: ChannelModel): Promise<PublishChannel> {
+    const { logger, fields } = this.#options;
     const channel = await connection.createConfirmChannel();
-    const state: PublishChannel = { channel, open: true, closedBy: undefined, returned: new Set() };
+    const state: PublishChannel = {
+      channel,
+      open: true,
+      writable: true,
+      closedBy: undefined,
+      returned: new Set(),
+      inFlight: new Set(),
+    };
     channel.on('return', (message: { properties: { messageId?: string } }) => {
       if (message.properties.messageId) state.returned.add(message.properties.messageId);
     });
-
     channel.on('error', (error: Error) => {
       state.closedBy = error;
       logger.warn(
@@ -126,35 +266,50 @@ export class ConfirmPublisher {
         'publish channel closed by the broker',
       );
     });
-    channel.on('close', () => {
-      state.open = false;
-      if (this.#active === state) this.#active = undefined;
-    });
-    if (this.#closed) {
-      await channel.close().catch(() => {});
-      throw new Error('the publisher is closed');
+    channel.on('close', () => this.#onChannelClose(state));
+    if (this.#closed || this.#connection !== connection) {
+      await closeQuietly(channel);
+      throw new Error(this.#closed ? 'the publisher is closed' : 'the connection was lost');
     }
     this.#active = state;
     return state;
   }
 
+  #onChannelClose(state: PublishChannel): void {
+    state.open = false;
+    if (this.#active === state) this.#active = undefined;
+    const unconfirmed = [...state.inFlight];
+    state.inFlight.clear();
+    if (state.closedBy !== undefined || this.#closed) {
+      const cause = state.closedBy ?? new Error('the transport closed before the broker confirmed');
+      for (const outgoing of unconfirmed) {
+        outgoing.reject(publishError(outgoing.target, describeCause(cause), cause));
+      }
+    } else if (unconfirmed.length > 0) {
+      // Closed without a reason of its own: the connection went. The broker may have taken
+      // some of these already, so sending them again can make duplicates (at least once).
+      this.#waiting.unshift(...unconfirmed);
+      this.#options.logger.debug(
+        { ...this.#options.fields, messages: unconfirmed.length },
+        'unconfirmed publishes kept to send again',
+      );
+    }
+    // The connection reports its loss just after its channels close; only then pump.
+    queueMicrotask(() => this.#pump());
+  }
+
   #waitForDrain(state: PublishChannel): void {
-    if (this.#drained !== undefined) return;
+    if (!state.writable) return;
+    state.writable = false;
     this.#options.logger.debug(this.#options.fields, 'publish channel full, waiting for drain');
-    this.#drained = new Promise((resolve) => {
-      const done = (): void => {
-        state.channel.off('drain', done);
-        state.channel.off('close', done);
-        this.#drained = undefined;
-        resolve();
-      };
-      state.channel.on('drain', done);
-      state.channel.on('close', done);
+    state.channel.once('drain', () => {
+      state.writable = true;
+      this.#pump();
     });
   }
 }
 
-function publishError(target: PublishTarget, reason: string, cause: unknown): PublishError {
+function publishError(target: PublishTarget, reason: string, cause?: unknown): PublishError {
   return new PublishError(`publish to ${describeTarget(target)} failed: ${reason}`, { cause });
 }
 

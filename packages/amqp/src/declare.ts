@@ -1,6 +1,7 @@
 import type { QueueTopology } from '@warren/core';
 import type { Channel, ChannelModel } from 'amqplib';
 import { describeCause, replyCodeOf } from './cause.ts';
+import { closeQuietly } from './closing.ts';
 
 /** AMQP's reply code when a declaration does not match what the broker already has. */
 const PRECONDITION_FAILED = 406;
@@ -25,7 +26,7 @@ export async function declareTopology(
     await declareExchange(channel, topology.resultsExchange, 'topic');
     await declareQueues(channel, topology);
   } finally {
-    await channel.close().catch(() => {});
+    await closeQuietly(channel);
   }
 }
 

@@ -1,8 +1,9 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { BrokerUnreachableError, type Delivery, IllegalStateError } from '@warren/core';
+import { createServer } from 'node:net';
+import { BrokerUnreachableError, ConfigError, IllegalStateError } from '@warren/core';
+import { FaultProxy } from '@warren/testing';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/index.ts';
-import { AMQP_URL, BrokerFixture, RecordingLogger, waitFor } from './support.ts';
+import { AMQP_URL, BrokerFixture, brokerAddress, RecordingLogger, urlThrough } from './support.ts';
 
 const broker = new BrokerFixture();
 beforeEach(() => broker.start());
@@ -21,6 +22,32 @@ describe('connect', () => {
     await expect(connecting).rejects.not.toThrow(/s3cret/);
   });
 
+  it('gives up an attempt whose handshake hangs after connectTimeoutMs, and says so', async () => {
+    const proxy = await FaultProxy.start(brokerAddress());
+    proxy.stall();
+    const transport = broker.unconnected({ url: urlThrough(proxy), connectTimeoutMs: 300 });
+
+    const started = Date.now();
+    await expect(transport.connect()).rejects.toThrow(/cannot connect to .*ETIMEDOUT/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await proxy.close();
+  });
+
+  it('refuses recovery and buffer options out of range with a ConfigError naming the field', () => {
+    const make = (options: object) => () => broker.unconnected(options);
+
+    expect(make({ recovery: { multiplier: 0.5 } })).toThrow(
+      new ConfigError('recovery.multiplier: expected a number of at least 1, found 0.5'),
+    );
+    expect(make({ recovery: { jitter: 2 } })).toThrow(/recovery\.jitter: expected a number from 0/);
+    expect(make({ recovery: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(
+      /recovery\.maxDelayMs: expected a number of at least 500, found 100/,
+    );
+    expect(make({ recovery: { giveUpAfterMs: -1 } })).toThrow(/recovery\.giveUpAfterMs/);
+    expect(make({ publishBuffer: { maxMessages: 0 } })).toThrow(/publishBuffer\.maxMessages/);
+    expect(make({ connectTimeoutMs: 1.5 })).toThrow(/connectTimeoutMs: expected a whole number/);
+  });
+
   it('shares one attempt between concurrent callers and resolves at once when connected', async () => {
     const logger = new RecordingLogger();
     const transport = broker.unconnected({ logger, connectionName: 'warren-test' });
@@ -33,40 +60,6 @@ describe('connect', () => {
       broker: redactUrl(AMQP_URL),
       connectionName: 'warren-test',
     });
-  });
-});
-
-describe('a lost connection', () => {
-  it('is logged once at error level, cancels consumers, and fails later operations clearly', async () => {
-    const proxy = await startProxy();
-    const logger = new RecordingLogger();
-    const transport = broker.unconnected({ url: proxy.url, logger });
-    await transport.connect();
-    const topology = broker.topology();
-    await transport.declare(topology);
-    await transport.publish({ exchange: '', routingKey: topology.queue }, Buffer.from('{}'), {});
-    const reasons: string[] = [];
-    const deliveries: Delivery[] = [];
-    const onCancel = (reason: string) => reasons.push(reason);
-    await transport.consume(topology.queue, { prefetch: 1, onCancel }, (d) => deliveries.push(d));
-    await waitFor(() => deliveries.length === 1);
-
-    proxy.cut();
-    await waitFor(() => reasons.length === 1);
-
-    expect(logger.messages('error')).toEqual(['broker connection lost']);
-    expect(logger.entries.find((e) => e.level === 'error')?.fields).toMatchObject({
-      broker: expect.stringMatching(/^amqp:\/\/127\.0\.0\.1:\d+$/),
-      error: expect.any(String),
-    });
-    expect(reasons[0]).toContain(`queue "${topology.queue}" closed`);
-    expect(() => transport.ack(deliveries[0]!)).not.toThrow();
-    await expect(
-      transport.publish({ exchange: '', routingKey: topology.queue }, Buffer.from('{}'), {}),
-    ).rejects.toThrow(BrokerUnreachableError);
-    await expect(transport.connect()).rejects.toThrow(/was lost/);
-    await expect(transport.close()).resolves.toBeUndefined();
-    await proxy.close();
   });
 });
 
@@ -92,33 +85,4 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
-}
-
-/** A TCP relay to the broker whose connections the test can cut, as a network failure would. */
-async function startProxy(): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
-  const upstream = new URL(AMQP_URL);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const relay = createConnection(Number(upstream.port || 5672), upstream.hostname);
-    for (const socket of [client, relay]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => sockets.delete(socket));
-    }
-    client.pipe(relay).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-
-  const url = new URL(AMQP_URL);
-  url.hostname = '127.0.0.1';
-  url.port = String(address.port);
-  return {
-    url: url.href,
-    cut: () => {
-      for (const socket of sockets) socket.destroy();
-    },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LogSink } from '@warren/core';
 import { type QueueTopology, topologyFor } from '@warren/core';
+import type { FaultProxy } from '@warren/testing';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { AmqpTransport, type AmqpTransportOptions, redactUrl } from '../src/index.ts';
 
@@ -123,6 +124,20 @@ export class BrokerFixture {
   async stop(): Promise<void> {
     await this.#admin?.close();
   }
+}
+
+/** Where the broker listens, for a {@link FaultProxy} to forward to. */
+export function brokerAddress(): { host: string; port: number } {
+  const url = new URL(AMQP_URL);
+  return { host: url.hostname, port: Number(url.port || 5672) };
+}
+
+/** {@link AMQP_URL} with its host and port replaced by the proxy's. */
+export function urlThrough(proxy: FaultProxy): string {
+  const url = new URL(AMQP_URL);
+  url.hostname = proxy.host;
+  url.port = String(proxy.port);
+  return url.href;
 }
 
 /** Resolves once `condition` holds; rejects after `timeoutMs`. */

@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'WARREN_INFERENCE_FAILED',
   'WARREN_MODEL_LOAD_FAILED',
   'WARREN_PUBLISH_FAILED',
+  'WARREN_PUBLISH_BUFFER_FULL',
   'WARREN_RESULT_UNROUTABLE',
   'WARREN_BROKER_UNREACHABLE',
   'WARREN_CONFIG_INVALID',
@@ -124,6 +125,16 @@ export class ModelLoadError extends WarrenError {
 export class PublishError extends WarrenError {
   readonly code = 'WARREN_PUBLISH_FAILED';
   readonly fate = 'crash';
+}
+
+/**
+ * The transport already holds as many unconfirmed publishes as it may (messages or bytes),
+ * typically because the broker connection is down and being recovered. Nothing was sent; the
+ * same publish may succeed once the connection is back.
+ */
+export class PublishBufferFullError extends WarrenError {
+  readonly code = 'WARREN_PUBLISH_BUFFER_FULL';
+  readonly fate = 'retry';
 }
 
 /**

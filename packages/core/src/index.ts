@@ -40,6 +40,7 @@ export {
   MalformedMessageError,
   ModelLoadError,
   PluginError,
+  PublishBufferFullError,
   PublishError,
   SchemaViolationError,
   toWarrenError,
@@ -95,6 +96,8 @@ export type { TopologyOptions } from './topology.ts';
 export { jobRoutingKey, topologyFor } from './topology.ts';
 export type {
   CancelListener,
+  ConnectionEvent,
+  ConnectionListener,
   ConsumeOptions,
   DelayQueue,
   Delivery,

@@ -100,6 +100,26 @@ export interface ConsumeOptions {
   onCancel?: CancelListener;
 }
 
+/**
+ * What a transport that recovers its broker connection reports about it:
+ * - `lost`: the connection dropped; deliveries not yet settled go back to their queues, settles
+ *   of them are dropped, and recovery starts.
+ * - `recovering`: reconnect attempt `attempt` starts, `delayMs` after the previous failure
+ *   (`cause`: why the connection was lost, or why the previous attempt failed).
+ * - `recovered`: connected again after `attempts` attempts and `downtimeMs`; topology, publishing
+ *   and every live subscription are restored.
+ * - `gave-up`: not recovered within the transport's limit; it stays unusable, every live
+ *   subscription's `onCancel` has been called and buffered publishes have been rejected.
+ */
+export type ConnectionEvent =
+  | { type: 'lost'; cause: Error }
+  | { type: 'recovering'; attempt: number; delayMs: number; cause: Error }
+  | { type: 'recovered'; attempts: number; downtimeMs: number }
+  | { type: 'gave-up'; attempts: number; downtimeMs: number; cause: Error };
+
+/** Told of each {@link ConnectionEvent}; a listener that throws is logged, not rethrown. */
+export type ConnectionListener = (event: ConnectionEvent) => void;
+
 export interface Transport {
   /** Opens connections and channels; safe to call more than once. */
   connect(): Promise<void>;
@@ -129,6 +149,11 @@ export interface Transport {
   /** Rejects a delivery; with `requeue: false` the queue's dead-letter exchange receives it. */
   nack(delivery: Delivery, options: { requeue: boolean }): void;
   close(): Promise<void>;
+  /**
+   * Optional: transports that recover a lost broker connection report its changes here.
+   * Returns a function that removes the listener.
+   */
+  onConnectionEvent?(listener: ConnectionListener): () => void;
 }
 
 /** AMQP carries the prefetch count in 16 bits; 0 would mean no limit, which Warren never wants. */

@@ -5,6 +5,8 @@ export type {
   ConformanceTopologyOptions,
 } from './conformance-fixture.ts';
 export { FakeClock } from './fake-clock.ts';
+export type { FaultProxyTarget } from './fault-proxy.ts';
+export { FaultProxy } from './fault-proxy.ts';
 export type { Harness } from './harness.ts';
 export { createHarness } from './harness.ts';
 export { JobAnsweredError, JobDeadLetteredError, JobStillWaitingError } from './harness-errors.ts';
