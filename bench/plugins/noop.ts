@@ -3,11 +3,15 @@ import { z } from 'zod';
 
 const RESULT = Object.freeze({ ok: true });
 
-/** Does nothing and returns a constant: what is left is the runtime's own cost per job. */
+/**
+ * Does nothing and returns a constant: what is left is the runtime's own cost per job. Jobs with
+ * a reply-to queue get the constant as their result; the others only an ack.
+ */
 export default defineHandler({
   name: 'bench-noop',
   modelType: 'bench-noop',
   input: z.object({ text: z.string() }),
+  results: 'reply-to-only',
   async handle() {
     return RESULT;
   },

@@ -50,9 +50,9 @@ export function figuresOf(report: BenchReport): Figure[] {
       }),
       pair(
         "1'",
-        'Runtime: no-op jobs/s, same broker work',
+        'Runtime: no-op jobs/s, confirmed result per job',
         'jobs/s',
-        overhead.warren,
+        overhead.warrenReply,
         overhead.plainReply,
         {
           baselineName: 'amqplib consumer, confirmed reply then ack',

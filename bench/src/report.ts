@@ -111,11 +111,12 @@ function measured(report: BenchReport): string {
           `them with prefetch ${overhead.prefetch}, timed from before it subscribes to the last ` +
           'job settled. The queue is filled again before each drain. Warren runs in this process ' +
           '(`Worker.start`, transport connected and plugin imported beforehand) with a no-op ' +
-          'handler (`bench/plugins/noop.ts`), default worker settings (concurrency 1, in-memory ' +
-          'dedupe), and publishes a confirmed result per job to a reply-to queue before it acks. ' +
-          'The baselines are consumers written on amqplib: one only acks (the target compares ' +
-          'with this one); the other publishes a small reply with a confirm and then acks, the ' +
-          "same broker work as Warren's. Each runs " +
+          'handler (`bench/plugins/noop.ts`, `results: reply-to-only`) and default worker ' +
+          'settings (concurrency 1, in-memory dedupe). Its baseline (the target compares with ' +
+          'it) is a consumer written on amqplib that only acks. Then the same with jobs that ' +
+          'name a reply-to queue: Warren publishes a confirmed result per job before it acks ' +
+          '(`warren-reply`), and an amqplib consumer publishes a small reply, waits for its ' +
+          'confirm and acks (`plain-reply`). Each runs ' +
           `${overhead.rounds} time(s), interleaved; the best run of each is reported.`,
         '',
         `All runs (jobs/s): ${overhead.runs.map((run) => `${run.variant} ${formatNumber(run.jobsPerSecond)}`).join('; ')}.`,

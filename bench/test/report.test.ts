@@ -24,6 +24,7 @@ const REPORT: BenchReport = {
     rounds: 2,
     warren: 1_000,
     plainAck: 10_000,
+    warrenReply: 800,
     plainReply: 5_000,
     warrenTenths: [2_000, 1_500, 1_200, 1_000, 900, 800, 700, 650, 600, 500],
     warrenStopSeconds: 12,
@@ -31,6 +32,7 @@ const REPORT: BenchReport = {
       { variant: 'plain-ack', jobsPerSecond: 10_000, seconds: 1 },
       { variant: 'warren', jobsPerSecond: 1_000, seconds: 10 },
       { variant: 'plain-reply', jobsPerSecond: 5_000, seconds: 2 },
+      { variant: 'warren-reply', jobsPerSecond: 800, seconds: 12.5 },
     ],
   },
   inference: {

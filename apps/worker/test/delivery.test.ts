@@ -27,10 +27,12 @@ import {
 } from './brokers.ts';
 import { batchSizes } from './fixtures/batcher.ts';
 import { labCalls } from './fixtures/lab.ts';
+import { sideEffects } from './fixtures/side-effect.ts';
 import { uniquePrefix, waitFor } from './support.ts';
 
 const LAB = fileURLToPath(new URL('./fixtures/lab.ts', import.meta.url));
 const BATCHER = fileURLToPath(new URL('./fixtures/batcher.ts', import.meta.url));
+const SIDE_EFFECT = fileURLToPath(new URL('./fixtures/side-effect.ts', import.meta.url));
 
 /** A pino logger whose lines land, parsed, in `lines`. */
 function capture(lines: Array<Record<string, unknown>>) {
@@ -159,6 +161,24 @@ describe.each([
     expect(first).toBeGreaterThanOrEqual(100);
     expect(second).toBeGreaterThan(first);
     expect(counts(lab)).toMatchObject({ retried: 2, succeeded: 1, deadLettered: 0 });
+  });
+
+  it('publishes results of a reply-to-only handler to the jobs that name a reply queue, and to no others', async () => {
+    const lab = await startLab({ plugin: { module: SIDE_EFFECT, modelType: 'side-effect' } });
+    const keys = ['a', 'b', 'c'].map((name) => `${name}-${lab.prefix}`);
+
+    // No queue is bound to the results exchange: with results 'always', the first two would be
+    // dead-lettered as unroutable.
+    await lab.publish({ key: keys[0] }, { replyTo: undefined });
+    await lab.publish({ key: keys[1] }, { replyTo: undefined });
+    const asked = await lab.publish({ key: keys[2] });
+    await waitFor(() => counts(lab).succeeded === 3, 'the three jobs to succeed');
+
+    expect(sideEffects().filter((key) => keys.includes(key))).toEqual(keys);
+    expect(lab.results.map((result) => result.properties.correlationId)).toEqual([asked]);
+    expect(JSON.parse(lab.results[0]!.body.toString())).toEqual({ written: keys[2] });
+    expect(lab.deadLetters).toHaveLength(0);
+    expect(counts(lab)).toMatchObject({ received: 3, succeeded: 3, deadLettered: 0 });
   });
 
   it('dead-letters a handler that always throws after its last attempt, with attempts and failure times', async () => {

@@ -73,7 +73,18 @@ export interface HandlerSpec<Input, Output, Options> {
   handleBatch?(inputs: Input[], context: BatchContext<Options>): Promise<Array<Output | Error>>;
   /** How jobs are batched for {@link handleBatch} (default: not at all). */
   batch?: Partial<BatchOptions>;
+  /**
+   * Which jobs get a result message. `always` (the default): a job's `reply_to` queue, or else
+   * the results exchange. `reply-to-only`: only jobs that name a `reply_to` queue; the others are
+   * acked when the handler succeeds, for handlers whose work is a side effect (writing to a
+   * store, say) and whose producers do not wait for an answer.
+   */
+  results?: ResultsPolicy;
 }
+
+export type ResultsPolicy = 'always' | 'reply-to-only';
+
+const RESULTS_POLICIES: readonly ResultsPolicy[] = ['always', 'reply-to-only'];
 
 const HANDLER = Symbol.for('warren.handler');
 
@@ -111,6 +122,12 @@ export function defineHandler<Input, Output, Options = undefined>(
   if (typeof spec.handle !== 'function' && typeof spec.handleBatch !== 'function') {
     throw new PluginError(
       `handler ${spec.name}: expected handle or handleBatch to be a function, found neither`,
+    );
+  }
+  if (spec.results !== undefined && !RESULTS_POLICIES.includes(spec.results)) {
+    throw new PluginError(
+      `handler ${spec.name}: results: expected ${RESULTS_POLICIES.join(' or ')}, ` +
+        `found ${JSON.stringify(spec.results)}`,
     );
   }
   return Object.freeze({ ...spec, [HANDLER]: true as const });

@@ -55,6 +55,7 @@ export type {
   Handler,
   HandlerContext,
   HandlerSpec,
+  ResultsPolicy,
   SetupContext,
 } from './handler.ts';
 export { defineHandler, isHandler } from './handler.ts';

@@ -57,6 +57,10 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
   const { delivery } = item;
   switch (route.kind) {
     case 'result': {
+      if (item.envelope!.replyTo === undefined && deps.handler.results === 'reply-to-only') {
+        await complete(item, deps);
+        return;
+      }
       const properties = resultProperties(item.envelope!, deps.handler.name);
       try {
         const target = resultTarget(item, deps);
