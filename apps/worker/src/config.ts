@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { DEFAULT_RECOVERY } from '@warren/amqp';
 import { ConfigError, describeIssues } from '@warren/core';
 import { z } from 'zod';
 
@@ -69,16 +70,66 @@ const remoteInference = z
   })
   .strict();
 
+/** An hour: longer than any sensible wait for one broker step, and well within a Node timer. */
+const HOUR_MS = 3_600_000;
+
+/** How the transport reconnects after losing the broker (`AmqpTransport`'s `recovery`). */
+const brokerRecovery = z
+  .object({
+    initialDelayMs: z.int().min(0).max(HOUR_MS),
+    multiplier: z.number().min(1).max(100),
+    maxDelayMs: z.int().min(1).max(HOUR_MS),
+    jitter: z.number().min(0).max(1),
+    /** 0 gives up at once, without reconnecting. */
+    giveUpAfterMs: z.int().min(0),
+  })
+  .partial()
+  .strict()
+  .superRefine((recovery, context) => {
+    const initial = recovery.initialDelayMs ?? DEFAULT_RECOVERY.initialDelayMs;
+    const max = recovery.maxDelayMs ?? DEFAULT_RECOVERY.maxDelayMs;
+    if (max >= initial) return;
+    // Name the field that was set: a default is not what the operator got wrong.
+    context.addIssue(
+      recovery.maxDelayMs === undefined
+        ? {
+            code: 'custom',
+            path: ['initialDelayMs'],
+            input: initial,
+            message: `expected at most maxDelayMs (${max}, its default)`,
+          }
+        : {
+            code: 'custom',
+            path: ['maxDelayMs'],
+            input: max,
+            message: `expected at least initialDelayMs (${initial})`,
+          },
+    );
+  });
+
+/** Publishes held until the broker confirms them, as during a reconnect. */
+const brokerPublishBuffer = z
+  .object({ maxMessages: z.int().min(1), maxBytes: z.int().min(1) })
+  .partial()
+  .strict();
+
+const broker = z
+  .object({
+    /** Used when AMQP_URL is unset. Put credentials in AMQP_URL, not in this file. */
+    url: z.string().regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' }),
+    connectionName: z.string().min(1).optional(),
+    /** Asked of the broker; absent, the broker's own (60 s on RabbitMQ). 0 turns them off. */
+    heartbeatSeconds: z.int().min(0).max(65_535).optional(),
+    /** One connection attempt: TCP and the AMQP handshake. */
+    connectTimeoutMs: z.int().min(1).max(HOUR_MS).optional(),
+    recovery: brokerRecovery.optional(),
+    publishBuffer: brokerPublishBuffer.optional(),
+  })
+  .strict();
+
 export const workerConfigSchema = z
   .object({
-    broker: z
-      .object({
-        /** Used when AMQP_URL is unset. Put credentials in AMQP_URL, not in this file. */
-        url: z.string().regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' }),
-        connectionName: z.string().min(1).optional(),
-      })
-      .strict()
-      .default({ url: 'amqp://127.0.0.1:5672' }),
+    broker: broker.default({ url: 'amqp://127.0.0.1:5672' }),
     topology: z
       .object({
         prefix: name.default('warren'),
@@ -114,6 +165,37 @@ export const workerConfigSchema = z
       .strict()
       .default({ use: 'local', local: { dtype: 'fp32', onTooLong: 'truncate' }, remote: {} }),
     handlers: z.array(handlerEntry).min(1),
+    supervisor: z
+      .object({
+        /** How soon a crashed consumer starts again: initial delay, growing by multiplier. */
+        backoff: z
+          .object({
+            initialDelayMs: z.int().min(0).max(HOUR_MS),
+            multiplier: z.number().min(1).max(10),
+            maxDelayMs: z.int().min(0).max(HOUR_MS),
+          })
+          .partial()
+          .strict()
+          .default({}),
+        /** At most maxRestarts restarts within withinMs; the next crash stops the worker (exit 1). */
+        budget: z
+          .object({ maxRestarts: z.int().min(0).max(1_000), withinMs: z.int().min(1).max(HOUR_MS) })
+          .partial()
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({ backoff: {}, budget: {} }),
+    health: z
+      .object({
+        /** Serves /livez and /readyz on this port; absent, no server. 0 picks a free port. */
+        port: z.int().min(0).max(65_535).optional(),
+        host: z.string().min(1).default('0.0.0.0'),
+        /** How long a handler may have no consumer on its queue before /livez fails. */
+        livenessGraceMs: z.int().min(0).max(HOUR_MS).default(120_000),
+      })
+      .strict()
+      .default({ host: '0.0.0.0', livenessGraceMs: 120_000 }),
     shutdown: z
       .object({ drainTimeoutMs: z.int().min(0).max(3_600_000).default(30_000) })
       .strict()

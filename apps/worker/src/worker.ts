@@ -1,5 +1,7 @@
 import { AmqpTransport, redactUrl } from '@warren/amqp';
 import {
+  type ChildHealth,
+  type ChildSpec,
   ConfigError,
   Consumer,
   type ConsumerExit,
@@ -7,12 +9,14 @@ import {
   type DedupeStore,
   type InferenceClient,
   MemoryDedupeStore,
+  Supervisor,
   type Transport,
 } from '@warren/core';
 import { LocalInference, RemoteInference } from '@warren/inference';
 import { RedisDedupeStore } from '@warren/redis';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
+import { type HealthServer, serveHealth } from './health-server.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
 
 export interface WorkerOptions {
@@ -28,10 +32,22 @@ export interface WorkerOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** How a worker ended: `ok` unless a consumer failed. */
+/** How a worker ended: `ok` unless a consumer failed for good or the supervisor escalated. */
 export interface WorkerExit {
   ok: boolean;
+  /** Why the supervisor gave up, when it did. */
+  error?: unknown;
   consumers: Array<{ handler: string } & ConsumerExit>;
+}
+
+/** What `/livez` and `/readyz` answer from (see {@link Worker.health}). */
+export interface WorkerHealth {
+  /** False once the worker stops, or when a handler has had no consumer for the grace time. */
+  live: boolean;
+  /** Every handler's consumer is consuming on a connected transport. */
+  ready: boolean;
+  connection: 'connected' | 'recovering' | 'lost';
+  consumers: Array<ChildHealth & { consumer: string | undefined }>;
 }
 
 /** Time a stop allows beyond the drain timeout before it closes channels under running jobs. */
@@ -39,48 +55,70 @@ const STOP_GRACE_MS = 5_000;
 
 /**
  * A worker process's runtime: one consumer actor per handler plugin, sharing one transport and
- * one inference client. A consumer that fails stops the others, and the worker exits not ok so
- * that the platform restarts the process.
+ * one inference client, kept running by a {@link Supervisor}. A consumer that crashes (its
+ * handler's setup failed, the broker cancelled it, a publish failed) is started again after a
+ * backoff while the others go on; when the restart budget is spent, or the transport gives up
+ * on the broker, the worker stops and exits not ok so that the platform restarts the process.
  */
 export class Worker {
-  readonly consumers: ReadonlyArray<{ handler: string; consumer: Consumer }>;
+  readonly #supervisor: Supervisor<Consumer>;
+  /** Each handler's latest consumer, running or not. */
+  readonly #latest: Map<string, Consumer>;
+  /** When each handler was last seen serving its queue (see {@link health}). */
+  readonly #servingSince = new Map<string, number>();
+  readonly #startedAt: number;
   readonly #transport: Transport;
   readonly #dedupeStore: DedupeStore | undefined;
   /** The inference client the worker built (one passed in is the caller's to close). */
   readonly #inference: LocalInference | undefined;
   readonly #logger: Logger;
   readonly #config: WorkerConfig;
+  #connection: WorkerHealth['connection'] = 'connected';
+  #health: HealthServer | undefined;
   #stopping: Promise<WorkerExit> | undefined;
   readonly #exited: Promise<WorkerExit>;
   #resolveExited!: (exit: WorkerExit) => void;
 
-  private constructor(
-    consumers: Array<{ handler: string; consumer: Consumer }>,
-    transport: Transport,
-    dedupeStore: DedupeStore | undefined,
-    inference: LocalInference | undefined,
-    config: WorkerConfig,
-    logger: Logger,
-  ) {
-    this.consumers = consumers;
-    this.#transport = transport;
-    this.#dedupeStore = dedupeStore;
-    this.#inference = inference;
-    this.#config = config;
-    this.#logger = logger;
+  private constructor(parts: {
+    supervisor: Supervisor<Consumer>;
+    latest: Map<string, Consumer>;
+    transport: Transport;
+    dedupeStore: DedupeStore | undefined;
+    inference: LocalInference | undefined;
+    config: WorkerConfig;
+    logger: Logger;
+  }) {
+    this.#supervisor = parts.supervisor;
+    this.#latest = parts.latest;
+    this.#transport = parts.transport;
+    this.#dedupeStore = parts.dedupeStore;
+    this.#inference = parts.inference;
+    this.#config = parts.config;
+    this.#logger = parts.logger;
+    this.#startedAt = Date.now();
     this.#exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
-    for (const { handler, consumer } of consumers) {
-      void consumer.exited.then((exit) => {
-        if (exit.state !== 'failed' || this.#stopping) return;
-        this.#logger.error({ handler, err: exit.error }, 'consumer failed; stopping the worker');
-        void this.stop();
-      });
-    }
+    void this.#supervisor.exited.then((exit) => {
+      if (exit.state !== 'escalated' || this.#stopping) return;
+      this.#logger.error({ err: exit.error }, 'supervisor escalated; stopping the worker');
+      void this.stop();
+    });
+    this.#transport.onConnectionEvent?.((event) => {
+      if (event.type === 'lost' || event.type === 'recovering') this.#connection = 'recovering';
+      else if (event.type === 'recovered') this.#connection = 'connected';
+      else {
+        this.#connection = 'lost';
+        void this.#supervisor.escalate(event.cause);
+      }
+    });
   }
 
-  /** Loads every plugin, runs each handler's setup, then starts one consumer per handler. */
+  /**
+   * Loads every plugin and starts one supervised consumer per handler, each after its handler's
+   * setup (a model load, typically) has succeeded: until then it takes no job. A setup or start
+   * that fails is retried like a crash; the start rejects when the restart budget runs out.
+   */
   static async start(options: WorkerOptions): Promise<Worker> {
     const { config, logger } = options;
     const env = options.env ?? process.env;
@@ -93,51 +131,117 @@ export class Worker {
         : undefined;
     const transport = options.transport ?? createTransport(config, env, logger);
     const dedupe = createDedupe(config, env, options.dedupeStore);
-
-    const consumers: Array<{ handler: string; consumer: Consumer }> = [];
-    try {
-      for (const [index, { handler, options: handlerOptions }] of loaded.entries()) {
-        const entry = config.handlers[index]!;
-        const handlerLogger = logger.child({ handler: handler.name });
-        await handler.setup?.({ logger: handlerLogger, inference, options: handlerOptions });
-
-        const consumer = new Consumer({
-          handler,
-          handlerOptions,
-          transport,
-          inference,
-          logger,
-          prefetch: entry.prefetch,
-          concurrency: entry.concurrency,
-          drainTimeoutMs: config.shutdown.drainTimeoutMs,
-          topology: config.topology,
-          retry: entry.retry,
-          batch: entry.batch,
-          adaptivePrefetch: entry.adaptivePrefetch,
-          deadlines: config.deadlines,
-          dedupe,
-        });
-        consumers.push({ handler: handler.name, consumer });
-        await consumer.start();
-        handlerLogger.info(
-          {
-            modelType: handler.modelType,
-            prefetch: entry.prefetch,
-            queue: `${config.topology.prefix}.jobs.${handler.modelType}`,
-          },
-          'consumer started',
-        );
-      }
-    } catch (error) {
-      await Promise.allSettled(consumers.map(({ consumer }) => consumer.stop()));
-      await transport.close();
-      await ownInference?.close();
-      if (options.dedupeStore === undefined) await dedupe?.store.close();
-      throw error;
-    }
     // A store the caller passed in may be shared with other workers: the caller closes it.
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
-    return new Worker(consumers, transport, ownStore, ownInference, config, logger);
+
+    const latest = new Map<string, Consumer>();
+    const children = loaded.map(
+      ({ handler, options: handlerOptions }, index): ChildSpec<Consumer> => {
+        const entry = config.handlers[index]!;
+        const handlerLogger = logger.child({ handler: handler.name });
+        let setUp = false;
+        return {
+          id: handler.name,
+          start: async () => {
+            if (!setUp) {
+              await handler.setup?.({ logger: handlerLogger, inference, options: handlerOptions });
+              setUp = true;
+            }
+            const consumer = new Consumer({
+              handler,
+              handlerOptions,
+              transport,
+              inference,
+              logger,
+              prefetch: entry.prefetch,
+              concurrency: entry.concurrency,
+              drainTimeoutMs: config.shutdown.drainTimeoutMs,
+              topology: config.topology,
+              retry: entry.retry,
+              batch: entry.batch,
+              adaptivePrefetch: entry.adaptivePrefetch,
+              deadlines: config.deadlines,
+              dedupe,
+            });
+            latest.set(handler.name, consumer);
+            await consumer.start();
+            handlerLogger.info(
+              {
+                modelType: handler.modelType,
+                prefetch: entry.prefetch,
+                queue: `${config.topology.prefix}.jobs.${handler.modelType}`,
+              },
+              'consumer started',
+            );
+            return consumer;
+          },
+        };
+      },
+    );
+    const supervisor = new Supervisor(children, {
+      backoff: config.supervisor.backoff,
+      budget: config.supervisor.budget,
+      logger,
+    });
+    const worker = new Worker({
+      supervisor,
+      latest,
+      transport,
+      dedupeStore: ownStore,
+      inference: ownInference,
+      config,
+      logger,
+    });
+    try {
+      // Up before the consumers, so that probes see a worker loading its models as live.
+      const { port, host } = config.health;
+      if (port !== undefined)
+        worker.#health = await serveHealth(() => worker.health(), { port, host }, logger);
+      await supervisor.start();
+    } catch (error) {
+      await worker.#release();
+      throw error;
+    }
+    return worker;
+  }
+
+  /** Where `/livez` and `/readyz` are served, when `health.port` is set. */
+  get healthAddress(): { host: string; port: number } | undefined {
+    return this.#health?.address;
+  }
+
+  /** Each handler's current consumer (the latest one started, while it restarts). */
+  get consumers(): ReadonlyArray<{ handler: string; consumer: Consumer }> {
+    return [...this.#latest].map(([handler, consumer]) => ({ handler, consumer }));
+  }
+
+  /** Whether the worker serves every queue it should (`/livez`, `/readyz`). */
+  health(now = Date.now()): WorkerHealth {
+    const children = this.#supervisor.health();
+    const graceMs = this.#config.health.livenessGraceMs;
+    const consumers = children.map((child) => {
+      const consumer = this.#latest.get(child.id);
+      const serving =
+        child.state === 'running' &&
+        consumer?.state === 'consuming' &&
+        this.#connection === 'connected';
+      if (serving) this.#servingSince.set(child.id, now);
+      return { ...child, consumer: consumer?.state, serving };
+    });
+    const stopped = this.#stopping !== undefined || this.#supervisor.stopping;
+    const live =
+      !stopped &&
+      this.#connection !== 'lost' &&
+      consumers.every(
+        ({ id, serving }) =>
+          serving || now - (this.#servingSince.get(id) ?? this.#startedAt) <= graceMs,
+      );
+    return {
+      live,
+      ready: !stopped && consumers.every(({ serving }) => serving),
+      connection: this.#connection,
+      consumers: consumers.map(({ serving: _, ...child }) => child),
+    };
   }
 
   /**
@@ -158,41 +262,47 @@ export class Worker {
   }
 
   async #stop(): Promise<WorkerExit> {
-    this.#logger.info({ consumers: this.consumers.length }, 'worker draining');
+    this.#logger.info({ consumers: this.#latest.size }, 'worker draining');
     const limit = this.#config.shutdown.drainTimeoutMs + STOP_GRACE_MS;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), limit);
     });
-    const stopped = Promise.all(
-      this.consumers.map(async ({ handler, consumer }) => ({
-        handler,
-        ...(await consumer.stop()),
-      })),
-    );
-    const outcome = await Promise.race([stopped, timeout]);
+    const outcome = await Promise.race([this.#supervisor.stop(), timeout]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#logger.error({ limitMs: limit }, 'jobs did not finish in time; closing under them');
     }
-    await this.#transport.close();
-    await this.#inference?.close();
-    await this.#dedupeStore?.close();
+    await this.#release();
 
-    const consumers =
-      outcome === 'timeout'
-        ? this.consumers.map(({ handler, consumer }) => ({
-            handler,
-            state: 'failed' as const,
-            counts: consumer.counts,
-          }))
-        : outcome;
-    const exit = { ok: consumers.every((c) => c.state === 'stopped'), consumers };
+    const consumers = await Promise.all(
+      this.consumers.map(async ({ handler, consumer }) => {
+        const exit =
+          outcome === 'timeout'
+            ? { state: 'failed' as const, counts: consumer.counts }
+            : await consumer.exited;
+        return { handler, ...exit };
+      }),
+    );
+    const escalated = outcome !== 'timeout' && outcome.state === 'escalated';
+    const exit: WorkerExit = {
+      ok: !escalated && consumers.every((c) => c.state === 'stopped'),
+      ...(escalated ? { error: outcome.error } : {}),
+      consumers,
+    };
     this.#logger.info(
       { ok: exit.ok, counts: Object.fromEntries(consumers.map((c) => [c.handler, c.counts])) },
       'worker stopped',
     );
     return exit;
+  }
+
+  /** Closes what the worker opened. */
+  async #release(): Promise<void> {
+    await this.#health?.close();
+    await this.#transport.close();
+    await this.#inference?.close();
+    await this.#dedupeStore?.close();
   }
 }
 
@@ -233,10 +343,16 @@ function createTransport(
 ): Transport {
   const url = env.AMQP_URL ?? config.broker.url;
   logger.info({ broker: redactUrl(url) }, 'broker selected');
+  const { connectionName, heartbeatSeconds, connectTimeoutMs, recovery, publishBuffer } =
+    config.broker;
   return new AmqpTransport({
     url,
     logger,
-    connectionName: config.broker.connectionName ?? 'warren-worker',
+    connectionName: connectionName ?? 'warren-worker',
+    heartbeatSeconds,
+    connectTimeoutMs,
+    recovery,
+    publishBuffer,
   });
 }
 

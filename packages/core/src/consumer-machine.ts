@@ -97,7 +97,7 @@ interface ConsumerContext extends ConsumerMachineInput {
 }
 
 type SubscribeInput = Pick<ConsumerContext, 'jobDeps' | 'prefetch'> & {
-  self: { send(event: ConsumerEvent): void };
+  self: { send(event: ConsumerEvent): void; getSnapshot(): { status: string } };
 };
 
 /**
@@ -114,9 +114,14 @@ const subscribe = fromPromise<Subscription, SubscribeInput>(async ({ input }) =>
       prefetch: 1,
       onCancel: (reason) => input.self.send({ type: 'warren.consumer.cancelled', reason }),
     },
-    inOneEvent((deliveries: Delivery[]) =>
-      input.self.send({ type: 'warren.deliveries.received', deliveries }),
-    ),
+    inOneEvent((deliveries: Delivery[]) => {
+      if (input.self.getSnapshot().status === 'active') {
+        input.self.send({ type: 'warren.deliveries.received', deliveries });
+        return;
+      }
+      // The consumer has failed and its subscription is being cancelled: give them back.
+      for (const delivery of deliveries) transport.nack(delivery, { requeue: true });
+    }),
   );
 });
 
@@ -271,6 +276,19 @@ export const consumerMachine = setup({
       }
     }),
     abortJobs: ({ context }) => context.shutdown.abort(),
+    /**
+     * A failed consumer gives back what it has not started and stops its subscription; its
+     * aborted jobs settle as they end, and the channel closes when they have.
+     */
+    letGo: ({ context }) => {
+      context.batchTimer?.cancel();
+      const { transport, logger } = context.jobDeps;
+      for (const delivery of context.pending.deliveries)
+        transport.nack(delivery, { requeue: true });
+      context.subscription?.cancel().catch((error: unknown) => {
+        logger.warn({ err: error }, 'a failed consumer could not cancel its subscription');
+      });
+    },
     endProbation: enqueueActions(({ context, enqueue }) => {
       if (!context.probation || !context.freshSeen || !context.subscription) return;
       enqueue.assign({ probation: false });
@@ -376,7 +394,7 @@ export const consumerMachine = setup({
       },
     },
     stopped: { type: 'final' },
-    failed: { type: 'final', entry: 'abortJobs' },
+    failed: { type: 'final', entry: ['abortJobs', 'letGo'] },
   },
   output: ({ context }) => ({ counts: context.counts, error: context.error }),
 });

@@ -93,6 +93,18 @@ export { JobPublisher } from './publisher.ts';
 export type { RetryPolicy } from './retry.ts';
 export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
 export { redactServiceUrl, serviceUrlProblem } from './service-url.ts';
+export type {
+  ChildHealth,
+  ChildSpec,
+  ChildState,
+  RestartBackoff,
+  RestartBudget,
+  SupervisedActor,
+  SupervisorEvent,
+  SupervisorExit,
+  SupervisorOptions,
+} from './supervisor.ts';
+export { DEFAULT_RESTART_BACKOFF, DEFAULT_RESTART_BUDGET, Supervisor } from './supervisor.ts';
 export type { TopologyOptions } from './topology.ts';
 export { jobRoutingKey, topologyFor } from './topology.ts';
 export type {

@@ -94,7 +94,10 @@ function outputOf(items: readonly JobItem[], error: unknown): JobOutput {
     outcome: item.outcome ?? 'requeued',
     ...(item.failure === undefined ? {} : { code: item.failure.code }),
   }));
-  const fault = error ?? items.find((item) => item.publishFailure)?.publishFailure;
+  const fault =
+    error ??
+    items.find((item) => item.publishFailure)?.publishFailure ??
+    items.find((item) => item.failure?.fate === 'crash')?.failure;
   let handleMs: number | undefined;
   for (const item of items) {
     if (item.handleMs !== undefined) handleMs = Math.max(handleMs ?? 0, item.handleMs);

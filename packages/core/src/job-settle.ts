@@ -19,7 +19,8 @@ type Route =
   | { kind: 'dead-letter'; error: WarrenError }
   | { kind: 'drop' }
   | { kind: 'skip' }
-  | { kind: 'requeue' };
+  | { kind: 'requeue' }
+  | { kind: 'crash'; error: WarrenError };
 
 /** Decides an item's route from what the earlier steps found and the handler's retry policy. */
 function routeOf(item: JobItem, deps: JobDeps): Route {
@@ -29,6 +30,8 @@ function routeOf(item: JobItem, deps: JobDeps): Route {
   const error = item.failure;
   if (error === undefined) return { kind: 'result' };
 
+  // Not the job's fault (a model that will not load, say): it goes back, the consumer stops.
+  if (error.fate === 'crash') return { kind: 'crash', error };
   if (error.code === 'WARREN_DEADLINE_EXCEEDED' && deps.deadlines.onExpired === 'drop') {
     return { kind: 'drop' };
   }
@@ -128,7 +131,13 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
 export function settleItems(items: JobItem[], deps: JobDeps): void {
   for (const item of items) {
     const route = routeOf(item, deps);
-    if (item.publishFailure === undefined) {
+    if (route.kind === 'crash') {
+      // A nack, not a republish: the delivery limit still catches a job that crashes every
+      // consumer it reaches.
+      deps.transport.nack(item.delivery, { requeue: true });
+      item.outcome = 'requeued';
+      logFailure(item, route.error, deps, 'job returned to its queue; the consumer stops');
+    } else if (item.publishFailure === undefined) {
       deps.transport.ack(item.delivery);
       item.outcome = OUTCOMES[route.kind];
     } else if (route.kind === 'dead-letter') {
@@ -149,6 +158,7 @@ const OUTCOMES = {
   drop: 'dropped',
   skip: 'duplicate',
   requeue: 'requeued',
+  crash: 'requeued',
 } as const;
 
 function resultTarget(item: JobItem, deps: JobDeps): PublishTarget {
