@@ -124,12 +124,21 @@ const broker = z
     connectTimeoutMs: z.int().min(1).max(HOUR_MS).optional(),
     recovery: brokerRecovery.optional(),
     publishBuffer: brokerPublishBuffer.optional(),
+    /**
+     * The broker's consumer_timeout (RabbitMQ's default: 30 min). Jobs that could outlast it are
+     * refused or stopped in time; set it to what the broker is configured with.
+     */
+    consumerTimeoutMs: z
+      .int()
+      .min(1_000)
+      .max(7 * 24 * HOUR_MS)
+      .default(1_800_000),
   })
   .strict();
 
 export const workerConfigSchema = z
   .object({
-    broker: broker.default({ url: 'amqp://127.0.0.1:5672' }),
+    broker: broker.default({ url: 'amqp://127.0.0.1:5672', consumerTimeoutMs: 1_800_000 }),
     topology: z
       .object({
         prefix: name.default('warren'),

@@ -162,6 +162,7 @@ export class Worker {
               adaptivePrefetch: entry.adaptivePrefetch,
               deadlines: config.deadlines,
               dedupe,
+              consumerTimeoutMs: config.broker.consumerTimeoutMs,
             });
             latest.set(handler.name, consumer);
             await consumer.start();

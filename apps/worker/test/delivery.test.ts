@@ -87,6 +87,8 @@ describe.each([
     /** Another plugin than the lab handler, and its model type. */
     plugin?: { module: string; modelType: string };
     adaptivePrefetch?: { min: number; max: number };
+    /** The broker's consumer timeout, as the worker config states it. */
+    consumerTimeoutMs?: number;
   }
 
   async function startLab(options: LabOptions = {}): Promise<Lab> {
@@ -96,6 +98,14 @@ describe.each([
     const config = parseConfig(
       {
         topology: { prefix, ...options.topology },
+        ...(options.consumerTimeoutMs === undefined
+          ? {}
+          : {
+              broker: {
+                url: 'amqp://127.0.0.1:5672',
+                consumerTimeoutMs: options.consumerTimeoutMs,
+              },
+            }),
         handlers: [
           {
             module,
@@ -221,6 +231,35 @@ describe.each([
     expect(callsFor(key)).toHaveLength(1_000);
     expect(Buffer.byteLength(JSON.stringify(headers))).toBeLessThan(800);
   }, 180_000);
+
+  it('refuses a job whose deadline outlasts the consumer timeout, and stops one that runs too long without a deadline', async () => {
+    // 2 s, less the tenth kept back: 1.8 s for a delivery to be settled.
+    const lab = await startLab({ consumerTimeoutMs: 2_000, concurrency: 3 });
+    const [far, endless, near] = ['far', 'endless', 'near'].map((name) => `${name}-${lab.prefix}`);
+
+    const farId = await lab.publish({ key: far! }, { deadline: Date.now() + 10_000 });
+    await lab.publish({ key: endless!, sleepMs: 30_000 });
+    await lab.publish({ key: near!, sleepMs: 50 }, { deadline: Date.now() + 1_500 });
+    await waitFor(
+      () => lab.deadLetters.length === 2 && lab.results.length === 1,
+      'the outcomes',
+      10_000,
+    );
+
+    const byKey = (key: string) =>
+      lab.deadLetters.find((d) => JSON.parse(d.body.toString()).key === key)!.properties.headers!;
+    expect(lab.deadLetters[0]!.properties.messageId).toBe(farId);
+    expect(byKey(far!)).toMatchObject({
+      [HEADERS.errorCode]: 'WARREN_CONSUMER_TIMEOUT',
+      [HEADERS.reason]: 'consumer-timeout',
+    });
+    expect(String(byKey(far!)[HEADERS.errorMessage])).toContain('beyond the 2000 ms');
+    expect(callsFor(far!)).toHaveLength(0);
+    expect(byKey(endless!)).toMatchObject({ [HEADERS.errorCode]: 'WARREN_CONSUMER_TIMEOUT' });
+    expect(String(byKey(endless!)[HEADERS.errorMessage])).toContain('stopped before the broker');
+    expect(callsFor(endless!)).toHaveLength(1);
+    expect(JSON.parse(lab.results[0]!.body.toString())).toEqual({ key: near, attempt: 1 });
+  });
 
   it('aborts a slow handler at a deadline 100 ms away, dead-letters it as expired and counts it', async () => {
     const lab = await startLab();

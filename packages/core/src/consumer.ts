@@ -42,6 +42,12 @@ export interface ConsumerOptions {
   deadlines?: Partial<DeadlinePolicy>;
   /** Makes jobs effectively-once across redeliveries and duplicate publishes. */
   dedupe?: DedupeOptions;
+  /**
+   * How long the broker lets a delivery stay unacked (RabbitMQ's `consumer_timeout`, 30 min by
+   * default there): jobs that could outlast it are refused or stopped in time, and an adaptive
+   * prefetch keeps its window within half of it. Absent: not enforced.
+   */
+  consumerTimeoutMs?: number;
   clock?: Clock;
   /** Picks the jitter of retry delays (default `Math.random`). */
   random?: () => number;
@@ -103,7 +109,11 @@ export class Consumer {
     const controller =
       options.adaptivePrefetch === undefined
         ? undefined
-        : new PrefetchController(options.adaptivePrefetch, prefetch, clock);
+        : new PrefetchController(
+            { ...options.adaptivePrefetch, consumerTimeoutMs: options.consumerTimeoutMs },
+            prefetch,
+            clock,
+          );
     this.#controller = controller;
     this.#actor = createActor(consumerMachine, {
       input: {
@@ -130,6 +140,9 @@ export class Consumer {
           random: options.random ?? Math.random,
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
           ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
+          ...(options.consumerTimeoutMs === undefined
+            ? {}
+            : { consumerTimeoutMs: options.consumerTimeoutMs }),
         },
       },
       inspect: (event) => this.#inspect(event),

@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'WARREN_JOB_REJECTED',
   'WARREN_INVALID_RESULT',
   'WARREN_DEADLINE_EXCEEDED',
+  'WARREN_CONSUMER_TIMEOUT',
   'WARREN_INPUT_TOO_LONG',
   'WARREN_INFERENCE_FAILED',
   'WARREN_MODEL_LOAD_FAILED',
@@ -100,6 +101,16 @@ export class InvalidResultError extends WarrenError {
 /** The job's deadline passed before or while it was handled. */
 export class DeadlineExceededError extends WarrenError {
   readonly code = 'WARREN_DEADLINE_EXCEEDED';
+  readonly fate = 'dead-letter';
+}
+
+/**
+ * The job could run longer than the broker lets a delivery stay unacked (RabbitMQ's
+ * `consumer_timeout`): refused when its deadline lies beyond that, or stopped before the broker
+ * would close the channel under it.
+ */
+export class ConsumerTimeoutError extends WarrenError {
+  readonly code = 'WARREN_CONSUMER_TIMEOUT';
   readonly fate = 'dead-letter';
 }
 

@@ -28,6 +28,7 @@ export type { ErrorCode, Fate, MalformedReason } from './errors.ts';
 export {
   BrokerUnreachableError,
   ConfigError,
+  ConsumerTimeoutError,
   DeadlineExceededError,
   describeThrown,
   ERROR_CODES,

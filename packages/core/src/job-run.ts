@@ -62,7 +62,7 @@ export async function runJob(
   deps: JobDeps,
   observe: JobObserver | undefined,
 ): Promise<JobOutput> {
-  const items = toItems(deliveries);
+  const items = toItems(deliveries, deps.clock.now());
   let state: JobState | undefined;
   const enter = (to: JobState, cause: string) => {
     observe?.({ jobId, from: state, to, cause, items });

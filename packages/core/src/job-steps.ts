@@ -3,6 +3,7 @@ import type { Clock, Timer } from './clock.ts';
 import type { DedupeStore } from './dedupe.ts';
 import { decodeEnvelope, decodeJsonBody, type JobEnvelope } from './envelope.ts';
 import {
+  ConsumerTimeoutError,
   DeadlineExceededError,
   HandlerError,
   InvalidResultError,
@@ -25,6 +26,8 @@ import { describeIssues } from './validation.ts';
  */
 export interface JobItem {
   readonly delivery: Delivery;
+  /** When the consumer took it (clock time): the broker's consumer timeout runs from about then. */
+  readonly receivedAt: number;
   envelope?: JobEnvelope;
   body?: unknown;
   input?: unknown;
@@ -90,10 +93,15 @@ export interface JobDeps {
   random(): number;
   deadlines: DeadlinePolicy;
   dedupe?: DedupeOptions;
+  /**
+   * How long the broker lets a delivery stay unacked before it closes the channel (RabbitMQ's
+   * `consumer_timeout`); undefined when it does not. See {@link consumerTimeLeft}.
+   */
+  consumerTimeoutMs?: number;
 }
 
-export function toItems(deliveries: readonly Delivery[]): JobItem[] {
-  return deliveries.map((delivery) => ({ delivery }));
+export function toItems(deliveries: readonly Delivery[], receivedAt: number): JobItem[] {
+  return deliveries.map((delivery) => ({ delivery, receivedAt }));
 }
 
 /** Items still on their way to the handler. */
@@ -151,10 +159,14 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void
   }
 }
 
-/** An item cleared to run, with the time left before its deadline (undefined: none). */
+/**
+ * An item cleared to run, with the time left before its deadline and before the broker's
+ * consumer timeout (each undefined when there is none).
+ */
 interface Prepared {
   item: JobItem;
   remaining: number | undefined;
+  timeoutLeft: number | undefined;
 }
 
 /** Checks the deadline and claims the job; undefined when it must not run here now. */
@@ -167,7 +179,33 @@ async function prepare(item: JobItem, deps: JobDeps): Promise<Prepared | undefin
     );
     return undefined;
   }
-  return (await claim(item, remaining, deps)) ? { item, remaining } : undefined;
+  const timeoutLeft = consumerTimeLeft(item, deps);
+  if (remaining !== undefined && timeoutLeft !== undefined && remaining > timeoutLeft) {
+    // Running until its deadline would outlast the delivery: refused now, not cut off later.
+    item.failure = new ConsumerTimeoutError(
+      `deadline ${new Date(envelope.deadline!).toISOString()} is beyond the ` +
+        `${deps.consumerTimeoutMs} ms the broker allows a delivery unacked (consumer timeout): ` +
+        'set a nearer deadline, or raise consumer_timeout',
+    );
+    return undefined;
+  }
+  return (await claim(item, remaining, deps)) ? { item, remaining, timeoutLeft } : undefined;
+}
+
+/**
+ * The share of the broker's consumer timeout kept back from handlers, so that a job is stopped
+ * and settled before the broker closes its channel: a tenth, at most a minute.
+ */
+export function consumerTimeoutMargin(timeoutMs: number): number {
+  return Math.min(60_000, timeoutMs / 10);
+}
+
+/** How long the item may still run before the broker's consumer timeout, less the margin. */
+function consumerTimeLeft(item: JobItem, deps: JobDeps): number | undefined {
+  const timeout = deps.consumerTimeoutMs;
+  if (timeout === undefined) return undefined;
+  const held = deps.clock.now() - item.receivedAt;
+  return timeout - consumerTimeoutMargin(timeout) - held;
 }
 
 /**
@@ -181,21 +219,23 @@ async function runGuarded(
 ): Promise<void> {
   if (group.length === 0) return;
   const remaining = group.some((one) => one.remaining === undefined)
-    ? undefined
+    ? Number.POSITIVE_INFINITY
     : Math.max(...group.map((one) => one.remaining!));
-  // Without a deadline the shutdown signal is the job's own; with one, a signal of its own
-  // aborts at the deadline or at shutdown, whichever comes first.
-  let deadlinePassed = false;
+  const timeoutLeft = Math.min(...group.map((one) => one.timeoutLeft ?? Number.POSITIVE_INFINITY));
+  const stopAfter = Math.min(remaining, timeoutLeft);
+  // Without a deadline or a consumer timeout, the shutdown signal is the job's own; else a
+  // signal of its own aborts at the earlier of the two, or at shutdown.
+  let expired: Expiry | undefined;
   let signal = deps.shutdown;
   let timer: Timer | undefined;
   let onShutdown: (() => void) | undefined;
-  if (remaining !== undefined) {
+  if (stopAfter !== Number.POSITIVE_INFINITY) {
     const controller = new AbortController();
     signal = controller.signal;
     timer = deps.clock.setTimer(() => {
-      deadlinePassed = true;
+      expired = stopAfter === remaining ? 'deadline' : 'consumer-timeout';
       controller.abort();
-    }, remaining);
+    }, stopAfter);
     // A listener, not AbortSignal.any(): on Node 20, every signal any() makes from the
     // long-lived shutdown signal stays reachable from it, one per job, for the worker's life.
     onShutdown = () => controller.abort(deps.shutdown.reason);
@@ -216,7 +256,7 @@ async function runGuarded(
       settleOutput(item, outputs[index]);
     });
   } catch (error) {
-    for (const { item } of group) failItem(item, error, deadlinePassed, deps);
+    for (const { item } of group) failItem(item, error, expired, deps);
   } finally {
     timer?.cancel();
     if (onShutdown !== undefined) deps.shutdown.removeEventListener('abort', onShutdown);
@@ -236,12 +276,22 @@ function settleOutput(item: JobItem, output: unknown): void {
   }
 }
 
-function failItem(item: JobItem, error: unknown, deadlinePassed: boolean, deps: JobDeps): void {
+/** What stopped a handler before it finished. */
+type Expiry = 'deadline' | 'consumer-timeout';
+
+function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, deps: JobDeps): void {
   if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
-  else if (deadlinePassed) {
+  else if (expired === 'deadline') {
     item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
       cause: error,
     });
+  } else if (expired === 'consumer-timeout') {
+    item.failure = new ConsumerTimeoutError(
+      `the handler ran for ${Math.round(deps.clock.now() - item.receivedAt)} ms after the job ` +
+        `arrived, near the ${deps.consumerTimeoutMs} ms the broker allows a delivery unacked ` +
+        '(consumer timeout): stopped before the broker would close the channel',
+      { cause: error },
+    );
   } else {
     item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
   }

@@ -4,13 +4,18 @@ import type { Clock } from './clock.ts';
 export interface AdaptivePrefetchOptions {
   min: number;
   max: number;
+  /**
+   * The broker's consumer timeout: prefetch is kept low enough that the last delivery in the
+   * window waits at most half of it before its handler starts.
+   */
+  consumerTimeoutMs?: number;
 }
 
 /** One change the controller made, and why. */
 export interface PrefetchDecision {
   from: number;
   to: number;
-  reason: 'batches-full' | 'latency-grew';
+  reason: 'batches-full' | 'latency-grew' | 'consumer-timeout';
   /** UTC epoch milliseconds. */
   at: number;
 }
@@ -38,7 +43,8 @@ const MAX_DECISIONS = 50;
 /**
  * Adapts a consumer's prefetch to how fast the model goes, additive increase and
  * multiplicative decrease: while batches come full and their latency holds, it grows by one
- * batch; when a batch takes twice the usual time, it halves. Always within its bounds.
+ * batch; when a batch takes twice the usual time, it halves; and it never lets the window hold
+ * more than half a consumer timeout of work. Always within its bounds.
  */
 export class PrefetchController {
   readonly #options: AdaptivePrefetchOptions;
@@ -84,10 +90,25 @@ export class PrefetchController {
     if (sample.durationMs > SLOWDOWN * average && sample.durationMs - average > MIN_SLOWDOWN_MS) {
       return this.#change(Math.floor(this.#prefetch / 2), 'latency-grew', now);
     }
+    const cap = this.#timeoutCap(sample.maxSize);
+    if (this.#prefetch > cap) return this.#change(cap, 'consumer-timeout', now);
     if (sample.size >= sample.maxSize) {
-      return this.#change(this.#prefetch + sample.maxSize, 'batches-full', now);
+      return this.#change(Math.min(cap, this.#prefetch + sample.maxSize), 'batches-full', now);
     }
     return undefined;
+  }
+
+  /**
+   * The largest prefetch whose last delivery would start within half the consumer timeout, at
+   * the average batch time, batches running one after another.
+   */
+  #timeoutCap(batchSize: number): number {
+    const timeout = this.#options.consumerTimeoutMs;
+    const average = this.#averageMs;
+    if (timeout === undefined || average === undefined || average <= 0) {
+      return Number.POSITIVE_INFINITY;
+    }
+    return Math.floor((timeout / 2 / average) * batchSize);
   }
 
   #change(wanted: number, reason: PrefetchDecision['reason'], now: number): number | undefined {

@@ -29,6 +29,27 @@ describe('the adaptive prefetch', () => {
     expect(controller.decisions.every((d) => d.reason === 'batches-full')).toBe(true);
   });
 
+  it('keeps the window under half a consumer timeout of work, and grows no further than that', () => {
+    const clock = clockAt();
+    // Batches of 8 taking 1 s: half of a 10 s timeout holds 5 batches, 40 deliveries.
+    const controller = new PrefetchController(
+      { min: 4, max: 200, consumerTimeoutMs: 10_000 },
+      100,
+      clock,
+    );
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      clock.advance(1_000);
+      const next = controller.observe({ size: 8, maxSize: 8, durationMs: 1_000 });
+      if (next !== undefined) seen.push(next);
+    }
+
+    expect(seen).toEqual([40]);
+    expect(controller.decisions).toEqual([
+      { from: 100, to: 40, reason: 'consumer-timeout', at: 4_000 },
+    ]);
+  });
+
   it('halves when a batch takes twice the usual time, never below its minimum', () => {
     const clock = clockAt();
     const controller = new PrefetchController({ min: 4, max: 64 }, 32, clock);
