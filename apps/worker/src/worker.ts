@@ -64,9 +64,10 @@ export class Worker {
   readonly #supervisor: Supervisor<Consumer>;
   /** Each handler's latest consumer, running or not. */
   readonly #latest: Map<string, Consumer>;
-  /** When each handler was last seen serving its queue (see {@link health}). */
-  readonly #servingSince = new Map<string, number>();
-  readonly #startedAt: number;
+  /** Since when each handler has had no consuming consumer; absent while it has one. */
+  readonly #idleSince: Map<string, number>;
+  /** Since when the broker connection has been down; undefined while it is up. */
+  #downSince: number | undefined;
   readonly #transport: Transport;
   readonly #dedupeStore: DedupeStore | undefined;
   /** The inference client the worker built (one passed in is the caller's to close). */
@@ -82,6 +83,7 @@ export class Worker {
   private constructor(parts: {
     supervisor: Supervisor<Consumer>;
     latest: Map<string, Consumer>;
+    idleSince: Map<string, number>;
     transport: Transport;
     dedupeStore: DedupeStore | undefined;
     inference: LocalInference | undefined;
@@ -90,12 +92,12 @@ export class Worker {
   }) {
     this.#supervisor = parts.supervisor;
     this.#latest = parts.latest;
+    this.#idleSince = parts.idleSince;
     this.#transport = parts.transport;
     this.#dedupeStore = parts.dedupeStore;
     this.#inference = parts.inference;
     this.#config = parts.config;
     this.#logger = parts.logger;
-    this.#startedAt = Date.now();
     this.#exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
@@ -105,9 +107,13 @@ export class Worker {
       void this.stop();
     });
     this.#transport.onConnectionEvent?.((event) => {
-      if (event.type === 'lost' || event.type === 'recovering') this.#connection = 'recovering';
-      else if (event.type === 'recovered') this.#connection = 'connected';
-      else {
+      if (event.type === 'lost' || event.type === 'recovering') {
+        this.#connection = 'recovering';
+        this.#downSince ??= Date.now();
+      } else if (event.type === 'recovered') {
+        this.#connection = 'connected';
+        this.#downSince = undefined;
+      } else {
         this.#connection = 'lost';
         void this.#supervisor.escalate(event.cause);
       }
@@ -135,6 +141,9 @@ export class Worker {
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
 
     const latest = new Map<string, Consumer>();
+    // No handler has a consumer yet: the liveness grace runs from now.
+    const startedAt = Date.now();
+    const idleSince = new Map(loaded.map(({ handler }) => [handler.name, startedAt]));
     const children = loaded.map(
       ({ handler, options: handlerOptions }, index): ChildSpec<Consumer> => {
         const entry = config.handlers[index]!;
@@ -166,6 +175,10 @@ export class Worker {
             });
             latest.set(handler.name, consumer);
             await consumer.start();
+            idleSince.delete(handler.name);
+            void consumer.exited.then(() => {
+              if (!idleSince.has(handler.name)) idleSince.set(handler.name, Date.now());
+            });
             handlerLogger.info(
               {
                 modelType: handler.modelType,
@@ -187,6 +200,7 @@ export class Worker {
     const worker = new Worker({
       supervisor,
       latest,
+      idleSince,
       transport,
       dedupeStore: ownStore,
       inference: ownInference,
@@ -218,30 +232,27 @@ export class Worker {
 
   /** Whether the worker serves every queue it should (`/livez`, `/readyz`). */
   health(now = Date.now()): WorkerHealth {
-    const children = this.#supervisor.health();
     const graceMs = this.#config.health.livenessGraceMs;
-    const consumers = children.map((child) => {
-      const consumer = this.#latest.get(child.id);
-      const serving =
-        child.state === 'running' &&
-        consumer?.state === 'consuming' &&
-        this.#connection === 'connected';
-      if (serving) this.#servingSince.set(child.id, now);
-      return { ...child, consumer: consumer?.state, serving };
-    });
-    const stopped = this.#stopping !== undefined || this.#supervisor.stopping;
-    const live =
-      !stopped &&
-      this.#connection !== 'lost' &&
-      consumers.every(
-        ({ id, serving }) =>
-          serving || now - (this.#servingSince.get(id) ?? this.#startedAt) <= graceMs,
+    const connected = this.#connection === 'connected';
+    const consumers = this.#supervisor.health().map((child) => ({
+      ...child,
+      consumer: this.#latest.get(child.id)?.state,
+    }));
+    // How long its queue has had no consumer of ours: its own, or the connection's, downtime.
+    const downFor = (id: string) =>
+      Math.max(
+        now - (this.#idleSince.get(id) ?? now),
+        this.#downSince === undefined ? 0 : now - this.#downSince,
       );
+    const stopped = this.#stopping !== undefined || this.#supervisor.stopping;
     return {
-      live,
-      ready: !stopped && consumers.every(({ serving }) => serving),
+      live:
+        !stopped &&
+        this.#connection !== 'lost' &&
+        consumers.every(({ id }) => downFor(id) <= graceMs),
+      ready: !stopped && connected && consumers.every(({ id }) => !this.#idleSince.has(id)),
       connection: this.#connection,
-      consumers: consumers.map(({ serving: _, ...child }) => child),
+      consumers,
     };
   }
 

@@ -91,8 +91,9 @@ describe.each([
       restarts: 1,
       lastError: 'the model folder went away',
     });
-    // Within the liveness grace, a restart is not a dead worker.
+    // Within the liveness grace, a restart is not a dead worker; past it, it is.
     expect((await probeHealth(worker, '/livez')).status).toBe(200);
+    expect(worker.health(Date.now() + 121_000).live).toBe(false);
 
     // The sibling answers while its neighbour crashes and restarts.
     const echoed: string[] = [];
@@ -154,6 +155,8 @@ describe.each([
     expect(JSON.parse(reply.results[0]!.body.toString())).toEqual({ echo: 'waited' });
     expect(reply.results[0]!.properties.headers?.[HEADERS.attempt]).toBe(1);
     expect(worker.health().consumers[0]).toMatchObject({ state: 'running', restarts: 2 });
+    // Serving, it stays live however long it runs.
+    expect(worker.health(Date.now() + 3_600_000)).toMatchObject({ live: true, ready: true });
   });
 });
 
