@@ -51,6 +51,10 @@ export async function publishItems(items: JobItem[], deps: JobDeps): Promise<voi
         await publishRoute(item, route, deps);
       } catch (error) {
         item.publishFailure = new PublishError(describeThrown(error), { cause: error });
+        // The job goes back to its queue: its next delivery must find it free to run, not
+        // claimed until the lease ends. (If the broker did take the result after all, the job
+        // is answered twice, with the same correlation id.)
+        await release(item, deps);
       }
     }),
   );
