@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_RECOVERY } from '@warren/amqp';
 import { ConfigError, describeIssues } from '@warren/core';
+import { ALGORITHMS, DEFAULT_REPLAY_MAX_ENTRIES, DEFAULT_WINDOW_MS } from '@warren/security';
 import { z } from 'zod';
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, {
@@ -58,6 +59,8 @@ const localInference = z
     maxInputTokens: z.int().min(1).optional(),
     /** Run each model in a worker thread of its own (default true); false: in the main thread. */
     thread: z.boolean().optional(),
+    /** ONNX Runtime's threads per run (default: cores − 1, at least 1); 0: its own default. */
+    intraOpThreads: z.int().min(0).optional(),
   })
   .strict();
 
@@ -136,6 +139,38 @@ const broker = z
   })
   .strict();
 
+/**
+ * Job signing (docs/signing.md). The keys come from a mounted secret file or an environment
+ * variable, never from this file: the schema has no field that could hold one.
+ */
+const signing = z
+  .object({
+    /** Refuse unsigned jobs (default true); false lets them through while producers move over. */
+    required: z.boolean().default(true),
+    algorithms: z
+      .array(z.enum(ALGORITHMS))
+      .min(1)
+      .default([...ALGORITHMS]),
+    /** Path of the key set's JSON (a mounted secret), relative to the config file. */
+    keysFile: z.string().min(1).optional(),
+    /** Name of the environment variable holding the key set's JSON. */
+    keysEnv: z.string().min(1).optional(),
+    /** How far a job's signed creation time may lie from the worker's clock, either way. */
+    windowMs: z
+      .int()
+      .min(1_000)
+      .max(24 * HOUR_MS)
+      .default(DEFAULT_WINDOW_MS),
+    /** Message ids remembered against replays, in this worker's memory. */
+    replayMaxEntries: z.int().min(1).max(10_000_000).default(DEFAULT_REPLAY_MAX_ENTRIES),
+    /** Append-only JSON-lines file with one line per refused job; relative to the config file. */
+    auditLog: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
+    message: 'expected exactly one of keysFile and keysEnv',
+  });
+
 export const workerConfigSchema = z
   .object({
     broker: broker.default({ url: 'amqp://127.0.0.1:5672', consumerTimeoutMs: 1_800_000 }),
@@ -197,7 +232,7 @@ export const workerConfigSchema = z
       .default({ backoff: {}, budget: {} }),
     health: z
       .object({
-        /** Serves /livez and /readyz on this port; absent, no server. 0 picks a free port. */
+        /** Serves /livez, /readyz and /metrics on this port; absent, no server. 0: a free port. */
         port: z.int().min(0).max(65_535).optional(),
         host: z.string().min(1).default('0.0.0.0'),
         /** How long a handler may have no consumer on its queue before /livez fails. */
@@ -209,6 +244,7 @@ export const workerConfigSchema = z
       .object({ drainTimeoutMs: z.int().min(0).max(3_600_000).default(30_000) })
       .strict()
       .default({ drainTimeoutMs: 30_000 }),
+    security: z.object({ signing: signing.optional() }).strict().default({}),
     log: z
       .object({
         level: z
@@ -261,6 +297,9 @@ export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
   const { local } = config.inference;
   if (local.modelPath !== undefined) local.modelPath = resolve(baseDir, local.modelPath);
   if (local.cacheDir !== undefined) local.cacheDir = resolve(baseDir, local.cacheDir);
+  const { signing } = config.security;
+  if (signing?.keysFile !== undefined) signing.keysFile = resolve(baseDir, signing.keysFile);
+  if (signing?.auditLog !== undefined) signing.auditLog = resolve(baseDir, signing.auditLog);
   return config;
 }
 

@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
 import { describeThrown, WarrenError } from '@warren/core';
-import { pino } from 'pino';
+import { startTelemetry, type Telemetry } from '@warren/telemetry';
 import { loadConfig } from './config.ts';
+import { createWorkerLogger } from './logging.ts';
 import { Worker } from './worker.ts';
 
 const USAGE = `Usage: warren-worker --config <file.json>
 
 Runs one consumer per handler plugin named in the config. Logs JSON lines to stdout.
 AMQP_URL, when set, overrides broker.url (put credentials there, not in the file).
+Traces and metrics follow the OTEL_* variables (docs/operating.md, Telemetry); none set, none sent.
 On SIGTERM or SIGINT: stops consuming, finishes started jobs, exits 0.`;
 
 /** Exit codes: 0 stopped cleanly, 1 a consumer failed, 2 bad usage or config. */
@@ -31,13 +33,25 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const bootLogger = pino({ base: { service: 'warren-worker' } });
+  const boot = createWorkerLogger();
+  const bootLogger = boot.logger;
+  let repeats = boot.repeats;
+  let telemetry: Telemetry | undefined;
   let worker: Worker;
   try {
     const config = await loadConfig(values.config);
-    const logger = pino({ base: { service: 'warren-worker' }, level: config.log.level });
-    worker = await Worker.start({ config, logger });
+    const made = createWorkerLogger({ level: config.log.level });
+    repeats = made.repeats;
+    // Before the worker, so that its first jobs are traced and counted.
+    telemetry = startTelemetry({
+      logger: made.logger,
+      serviceName: 'warren-worker',
+      prometheus: config.health.port !== undefined,
+    });
+    worker = await Worker.start({ config, logger: made.logger, metrics: telemetry.prometheus });
   } catch (error) {
+    await telemetry?.shutdown();
+    repeats.flush();
     const code = error instanceof WarrenError ? error.code : 'UNEXPECTED';
     bootLogger.fatal({ code, err: error }, 'worker failed to start');
     process.stderr.write(
@@ -59,6 +73,10 @@ async function main(argv: string[]): Promise<number> {
     stop();
   });
   const exit = await worker.exited;
+  // The last spans and metrics go out before the process ends, after a SIGTERM too.
+  await telemetry.shutdown();
+  repeats.flush();
+  boot.repeats.flush();
   return exit.ok && process.exitCode !== 1 ? 0 : 1;
 }
 

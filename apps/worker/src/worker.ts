@@ -8,16 +8,20 @@ import {
   type DedupeOptions,
   type DedupeStore,
   type InferenceClient,
+  instrumentSupervisor,
+  instrumentTransport,
   MemoryDedupeStore,
   Supervisor,
   type Transport,
 } from '@warren/core';
 import { LocalInference, RemoteInference } from '@warren/inference';
 import { RedisDedupeStore } from '@warren/redis';
+import type { PrometheusMetrics } from '@warren/telemetry';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { type HealthServer, serveHealth } from './health-server.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
+import { createVerifier } from './signing.ts';
 
 export interface WorkerOptions {
   config: WorkerConfig;
@@ -28,8 +32,10 @@ export interface WorkerOptions {
   inference?: InferenceClient;
   /** Replaces the dedupe store named by the config (for example one shared by two workers). */
   dedupeStore?: DedupeStore;
-  /** Where AMQP_URL and access tokens are read from (default `process.env`). */
+  /** Where AMQP_URL, access tokens and signing keys are read from (default `process.env`). */
   env?: Record<string, string | undefined>;
+  /** Served as `/metrics` beside the health endpoints (`startTelemetry`'s `prometheus`). */
+  metrics?: PrometheusMetrics;
 }
 
 /** How a worker ended: `ok` unless a consumer failed for good or the supervisor escalated. */
@@ -101,6 +107,14 @@ export class Worker {
     this.#exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
+    // Crashes, restarts, escalations and connection events as metrics (no-ops without an SDK).
+    const stopRecording = [
+      instrumentSupervisor(this.#supervisor),
+      instrumentTransport(this.#transport),
+    ];
+    void this.#exited.then(() => {
+      for (const stop of stopRecording) stop();
+    });
     void this.#supervisor.exited.then((exit) => {
       if (exit.state !== 'escalated' || this.#stopping) return;
       this.#logger.error({ err: exit.error }, 'supervisor escalated; stopping the worker');
@@ -129,6 +143,7 @@ export class Worker {
     const { config, logger } = options;
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
+    const verifier = await createVerifier(config, env);
     const inference = options.inference ?? createInference(config, env, logger);
     // Its model threads must end for the process to exit cleanly.
     const ownInference =
@@ -172,6 +187,7 @@ export class Worker {
               deadlines: config.deadlines,
               dedupe,
               consumerTimeoutMs: config.broker.consumerTimeoutMs,
+              ...(verifier === undefined ? {} : { verifier }),
             });
             latest.set(handler.name, consumer);
             await consumer.start();
@@ -210,8 +226,10 @@ export class Worker {
     try {
       // Up before the consumers, so that probes see a worker loading its models as live.
       const { port, host } = config.health;
-      if (port !== undefined)
-        worker.#health = await serveHealth(() => worker.health(), { port, host }, logger);
+      if (port !== undefined) {
+        const health = () => worker.health();
+        worker.#health = await serveHealth(health, { port, host }, logger, options.metrics);
+      }
       await supervisor.start();
     } catch (error) {
       await worker.#release();
@@ -220,7 +238,7 @@ export class Worker {
     return worker;
   }
 
-  /** Where `/livez` and `/readyz` are served, when `health.port` is set. */
+  /** Where `/livez`, `/readyz` and `/metrics` are served, when `health.port` is set. */
   get healthAddress(): { host: string; port: number } | undefined {
     return this.#health?.address;
   }
@@ -400,5 +418,6 @@ function createInference(
     ...(local.cacheDir === undefined ? {} : { cacheDir: local.cacheDir }),
     ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
     ...(local.thread === undefined ? {} : { thread: local.thread }),
+    ...(local.intraOpThreads === undefined ? {} : { intraOpThreads: local.intraOpThreads }),
   });
 }

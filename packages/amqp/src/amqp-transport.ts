@@ -16,10 +16,11 @@ import {
 import { type ChannelModel, connect } from 'amqplib';
 import { within } from './abortable.ts';
 import { describeCause } from './cause.ts';
-import { ChannelConsumer, type Outcome, type Receipt } from './channel-consumer.ts';
+import { ChannelConsumer, type Outcome } from './channel-consumer.ts';
 import { closeQuietly } from './closing.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
 import { ConnectionEvents } from './connection-events.ts';
+import type { Receipt } from './consumer-channel.ts';
 import { declareTopology } from './declare.ts';
 import { type AmqpTransportOptions, resolveOptions } from './options.ts';
 import { toPublishOptions } from './properties.ts';

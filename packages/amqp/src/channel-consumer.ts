@@ -1,37 +1,12 @@
 import type { CancelListener, Delivery, LogSink } from '@warren/core';
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { describeCause } from './cause.ts';
 import { closeQuietly } from './closing.ts';
+import { ConsumerChannel, type Receipt } from './consumer-channel.ts';
 import { fromAmqpProperties } from './properties.ts';
 
 /** How a delivery is settled. */
 export type Outcome = { kind: 'ack' } | { kind: 'nack'; requeue: boolean };
-
-/**
- * One channel a consumer has consumed on. A consumer gets a new one after each reconnect; its
- * deliveries keep the one they came on, because a delivery tag means something only there.
- */
-interface ConsumerChannel {
-  readonly channel: Channel;
-  /** False once the channel closed or its connection was lost: settles on it are dropped. */
-  open: boolean;
-  /** True until the consume call returns; a failure then is the caller's to report. */
-  starting: boolean;
-  /** The prefetch of the consumer on it now. */
-  prefetch: number;
-  consumerTag: string;
-  unsettled: number;
-  /** The broker's reason for closing the channel, if it gave one. */
-  closedBy: Error | undefined;
-}
-
-/** What the transport remembers about a delivery until it is settled. */
-export interface Receipt {
-  readonly consumer: ChannelConsumer;
-  readonly line: ConsumerChannel;
-  readonly message: ConsumeMessage;
-  settled: boolean;
-}
 
 export interface ChannelConsumerOptions {
   queue: string;
@@ -115,6 +90,8 @@ export class ChannelConsumer {
       this.#end();
       return;
     }
+    // Acks still waiting for the end of the turn go first, or the close would requeue them.
+    line.flush();
     await closeQuietly(line.channel);
   }
 
@@ -159,6 +136,7 @@ export class ChannelConsumer {
     if (this.#state === 'closed') return;
     const line = this.#line;
     if (line?.open) {
+      line.flush();
       line.open = false;
       void closeQuietly(line.channel);
     }
@@ -166,44 +144,37 @@ export class ChannelConsumer {
     this.#notifyCancel(reason);
   }
 
-  /** Settles one of this consumer's deliveries, or drops the settle if its channel is gone. */
+  /**
+   * Settles one of this consumer's deliveries on its channel, or drops the settle if that
+   * channel is gone. An ack goes to the broker at the end of the turn, with the channel's other
+   * acks (see {@link ConsumerChannel}); a nack goes at once.
+   */
   settle(receipt: Receipt, outcome: Outcome): void {
-    const { line, message } = receipt;
-    const fields = { ...this.#fields, deliveryTag: message.fields.deliveryTag };
+    const { line } = receipt;
     if (receipt.settled) {
-      this.#options.logger.debug(fields, 'settle ignored: delivery already settled');
+      this.#options.logger.debug(this.#tagged(receipt), 'settle ignored: delivery already settled');
       return;
     }
     receipt.settled = true;
     if (!line.open) {
       // The channel died, maybe with its connection: the broker has requeued the delivery, and
       // its tag would name another delivery (or none) on any other channel.
+      const fields = this.#tagged(receipt);
       this.#options.logger.debug(fields, 'settle dropped: channel closed, the broker redelivers');
       return;
     }
 
-    line.unsettled -= 1;
-    try {
-      if (outcome.kind === 'ack') line.channel.ack(message);
-      else line.channel.nack(message, false, outcome.requeue);
-    } catch (error) {
-      const detail = { ...fields, error: describeCause(error) };
-      this.#options.logger.debug(detail, 'settle dropped: channel closed, the broker redelivers');
-    }
+    if (outcome.kind === 'ack') line.ack(receipt);
+    else line.nack(receipt, outcome.requeue);
     this.#closeWhenIdle();
   }
 
   async #attach(connection: ChannelModel): Promise<ConsumerChannel> {
     const channel = await connection.createChannel();
-    const line: ConsumerChannel = {
-      channel,
-      open: true,
-      starting: true,
-      prefetch: this.#prefetch,
-      consumerTag: '',
-      unsettled: 0,
-      closedBy: undefined,
-    };
+    const line = new ConsumerChannel(channel, this.#prefetch, (count, error) => {
+      const detail = { ...this.#fields, settles: count, error: describeCause(error) };
+      this.#options.logger.debug(detail, 'settle dropped: channel closed, the broker redelivers');
+    });
     channel.on('error', (error: Error) => this.#onChannelError(line, error));
     channel.on('close', () => this.#onChannelClose(line));
     this.#line = line;
@@ -291,8 +262,9 @@ export class ChannelConsumer {
       return;
     }
     const delivery = this.#toDelivery(message);
-    this.#options.receipts.set(delivery, { consumer: this, line, message, settled: false });
-    line.unsettled += 1;
+    const receipt: Receipt = { consumer: this, line, message, settled: false, ackDue: false };
+    this.#options.receipts.set(delivery, receipt);
+    line.track(receipt);
     try {
       this.#options.onDelivery(delivery);
     } catch (error) {
@@ -373,6 +345,10 @@ export class ChannelConsumer {
       const detail = { ...this.#fields, error: describeCause(error) };
       this.#options.logger.error(detail, 'cancel listener threw');
     }
+  }
+
+  #tagged(receipt: Receipt): object {
+    return { ...this.#fields, deliveryTag: receipt.message.fields.deliveryTag };
   }
 
   #closeWhenIdle(): void {

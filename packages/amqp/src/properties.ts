@@ -41,8 +41,12 @@ function toHeaders(raw: unknown): { headers: Record<string, HeaderValue>; droppe
   const dropped: string[] = [];
   if (typeof raw !== 'object' || raw === null) return { headers, dropped };
 
-  for (const [name, value] of Object.entries(raw)) {
-    const converted = toHeaderValue(value);
+  // for-in rather than Object.entries: this runs for every delivery, and the pairs it would
+  // allocate are garbage at once. amqplib's header tables are plain objects with no inherited
+  // enumerable keys.
+  const table = raw as Record<string, unknown>;
+  for (const name in table) {
+    const converted = toHeaderValue(table[name]);
     if (converted === undefined) dropped.push(name);
     else headers[name] = converted;
   }

@@ -131,6 +131,33 @@ describe('after the connection is cut', () => {
     expect(logger.messages('warn')).not.toContain('consumer channel closed by the broker');
   });
 
+  it('drops acks still waiting for the end of their turn when the connection goes in it', async () => {
+    const { proxy, transport, topology, seen } = await throughProxy();
+    await publishJobs(transport, topology, 4);
+    const deliveries: Delivery[] = [];
+    await transport.consume(topology.queue, { prefetch: 3 }, (d) => deliveries.push(d));
+    await waitFor(() => deliveries.length === 3);
+
+    for (const delivery of deliveries) transport.ack(delivery);
+    proxy.cut();
+    await waitFor(() => seen('recovered') && deliveries.length === 6);
+    // Tags 1 to 3 again, on the new channel. Had the old acks been sent on it, the prefetch
+    // would have room, and the fourth job would come.
+    expect(deliveries.slice(3).map((d) => [d.deliveryTag, d.redelivered])).toEqual(
+      deliveries.slice(0, 3).map((d) => [d.deliveryTag, true]),
+    );
+    await sleep(200);
+    expect(deliveries).toHaveLength(6);
+
+    for (const delivery of deliveries.slice(3)) transport.ack(delivery);
+    await waitFor(() => deliveries.length === 7);
+    transport.ack(deliveries[6]!);
+    await sleep(100);
+    await expect(broker.admin.checkQueue(topology.queue)).resolves.toMatchObject({
+      messageCount: 0,
+    });
+  });
+
   it('sends again what was sent but not confirmed, and every publish is confirmed once', async () => {
     const { proxy, logger, transport, topology, seen } = await throughProxy();
     proxy.stall();

@@ -50,6 +50,7 @@ export class BrokerFixture {
   #admin: ChannelModel | undefined;
   #channel: Channel | undefined;
   readonly #transports: AmqpTransport[] = [];
+  readonly #channels: Channel[] = [];
   readonly #queues = new Set<string>();
   readonly #exchanges = new Set<string>();
 
@@ -75,6 +76,14 @@ export class BrokerFixture {
   get admin(): Channel {
     if (this.#channel === undefined) throw new Error('BrokerFixture.start() was not called');
     return this.#channel;
+  }
+
+  /** Another plain channel on the admin connection, closed after the test. */
+  async channel(): Promise<Channel> {
+    if (this.#admin === undefined) throw new Error('BrokerFixture.start() was not called');
+    const channel = await this.#admin.createChannel();
+    this.#channels.push(channel);
+    return channel;
   }
 
   /** A connected transport, closed after the test. */
@@ -115,6 +124,7 @@ export class BrokerFixture {
   /** Closes the test's transports and deletes what it declared. */
   async cleanUp(): Promise<void> {
     for (const transport of this.#transports.splice(0)) await transport.close();
+    for (const channel of this.#channels.splice(0)) await channel.close().catch(() => {});
     for (const queue of this.#queues) await this.admin.deleteQueue(queue);
     for (const exchange of this.#exchanges) await this.admin.deleteExchange(exchange);
     this.#queues.clear();

@@ -84,6 +84,10 @@ interface ConsumerContext extends ConsumerMachineInput {
   /** A delivery that is not a redelivery has arrived: probation can end. */
   freshSeen: boolean;
   jobsInFlight: number;
+  /** Deliveries in jobs that have started and not yet reported back. */
+  deliveriesInFlight: number;
+  /** Jobs started early because the prefetch window was full (see `collect`). */
+  windowFull: Set<string>;
   nextJobId: number;
   /** Deliveries waiting for their batch to fill (see {@link addToBatch}). */
   pending: PendingBatch;
@@ -212,6 +216,25 @@ export const consumerMachine = setup({
           started += 1;
         }
       }
+      // What the loop above started: the old pending batch and the new deliveries, less what waits.
+      const startedDeliveries =
+        context.pending.deliveries.length + deliveries.length - pending.deliveries.length;
+      let deliveriesInFlight = context.deliveriesInFlight + startedDeliveries;
+      // Every delivery the window allows is here: waiting cannot fill the batch, only delay it.
+      const window = context.probation ? 1 : context.prefetch;
+      if (
+        pending.deliveries.length > 0 &&
+        pending.deliveries.length + deliveriesInFlight >= window
+      ) {
+        const jobId = `job.${nextJobId}`;
+        const batch = [...pending.deliveries];
+        context.windowFull.add(jobId);
+        enqueue(() => startJob(jobId, batch, context));
+        deliveriesInFlight += batch.length;
+        pending = EMPTY_BATCH;
+        nextJobId += 1;
+        started += 1;
+      }
       if (started > 0) {
         batchTimer?.cancel();
         batchTimer = undefined;
@@ -222,11 +245,13 @@ export const consumerMachine = setup({
           context.batch.maxWaitMs,
         );
       }
+      enqueue(() => context.jobDeps.telemetry?.received(deliveries.length));
       enqueue.assign({
         pending,
         batchTimer,
         nextJobId,
         jobsInFlight: context.jobsInFlight + started,
+        deliveriesInFlight,
         counts: { ...context.counts, received: context.counts.received + deliveries.length },
       });
     }),
@@ -244,13 +269,17 @@ export const consumerMachine = setup({
         batchTimer: undefined,
         nextJobId: context.nextJobId + 1,
         jobsInFlight: context.jobsInFlight + 1,
+        deliveriesInFlight: context.deliveriesInFlight + deliveries.length,
       });
     }),
     finishJob: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'warren.jobs.finished') return;
       const counts = { ...context.counts };
       let next: number | undefined;
+      let finished = 0;
       for (const output of event.outputs) {
+        finished += output.outcomes.length;
+        const windowFull = context.windowFull.delete(output.jobId);
         for (const { outcome, code } of output.outcomes) {
           counts[COUNTED[outcome]] += 1;
           if (code === 'WARREN_DEADLINE_EXCEEDED' && outcome !== 'retried') counts.expired += 1;
@@ -261,12 +290,14 @@ export const consumerMachine = setup({
               size: output.outcomes.length,
               maxSize: context.batch.maxSize,
               durationMs: output.handleMs,
+              windowFull,
             }) ?? next;
         }
       }
       const fault = event.outputs.find((output) => output.fault !== undefined)?.fault;
       enqueue.assign({
         jobsInFlight: context.jobsInFlight - event.outputs.length,
+        deliveriesInFlight: context.deliveriesInFlight - finished,
         counts,
         ...(fault === undefined ? {} : { error: fault }),
       });
@@ -306,6 +337,8 @@ export const consumerMachine = setup({
         self.send({ type: 'warren.jobs.finished', outputs });
     }),
     jobsInFlight: 0,
+    deliveriesInFlight: 0,
+    windowFull: new Set(),
     nextJobId: 1,
     pending: EMPTY_BATCH,
     stopRequested: false,

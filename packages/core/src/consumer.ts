@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
 import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
+import { ConsumerTelemetry } from './consumer-telemetry.ts';
 import { IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
@@ -15,7 +16,9 @@ import {
   type PrefetchDecision,
 } from './prefetch-controller.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import type { JobVerifier } from './signing.ts';
 import { type TopologyOptions, topologyFor } from './topology.ts';
+import { instrumentInference } from './traced-inference.ts';
 import { checkPrefetch, type Transport } from './transport.ts';
 
 export interface ConsumerOptions {
@@ -48,6 +51,11 @@ export interface ConsumerOptions {
    * prefetch keeps its window within half of it. Absent: not enforced.
    */
   consumerTimeoutMs?: number;
+  /**
+   * Checks each job's signature (`@warren/security`'s `SignatureVerifier`) in the job's
+   * `verifying` state; a refused job is dead-lettered and never handled. Absent: not checked.
+   */
+  verifier?: JobVerifier;
   clock?: Clock;
   /** Picks the jitter of retry delays (default `Math.random`). */
   random?: () => number;
@@ -89,6 +97,7 @@ export class Consumer {
   readonly #debug: boolean;
   readonly #exit: Promise<ConsumerExit>;
   readonly #controller: PrefetchController | undefined;
+  readonly #telemetry: ConsumerTelemetry;
 
   constructor(options: ConsumerOptions) {
     const prefetch = options.prefetch ?? 16;
@@ -115,6 +124,7 @@ export class Consumer {
             clock,
           );
     this.#controller = controller;
+    this.#telemetry = new ConsumerTelemetry(options.handler.name, topology.queue);
     this.#actor = createActor(consumerMachine, {
       input: {
         prefetch: controller?.prefetch ?? prefetch,
@@ -130,7 +140,7 @@ export class Consumer {
           handlerOptions: options.handlerOptions,
           transport: options.transport,
           topology,
-          inference: options.inference,
+          inference: instrumentInference(options.inference),
           logger: this.#logger,
           shutdown: shutdown.signal,
           draining: draining.signal,
@@ -138,8 +148,10 @@ export class Consumer {
           clock,
           retry,
           random: options.random ?? Math.random,
+          telemetry: this.#telemetry,
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
           ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
+          ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
           ...(options.consumerTimeoutMs === undefined
             ? {}
             : { consumerTimeoutMs: options.consumerTimeoutMs }),
@@ -191,6 +203,8 @@ export class Consumer {
       throw new IllegalStateError(`start: expected state idle, found ${this.state}`);
     }
     this.#actor.start();
+    const unwatch = this.#telemetry.watchPrefetch(() => this.prefetch);
+    void this.#exit.then(unwatch);
     this.#actor.send({ type: 'warren.consumer.start' });
 
     await new Promise<void>((resolve, reject) => {

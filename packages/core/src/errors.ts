@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'WARREN_SCHEMA_VIOLATION',
   'WARREN_HANDLER_FAILED',
   'WARREN_JOB_REJECTED',
+  'WARREN_SIGNATURE_INVALID',
   'WARREN_INVALID_RESULT',
   'WARREN_DEADLINE_EXCEEDED',
   'WARREN_CONSUMER_TIMEOUT',
@@ -84,6 +85,33 @@ export class SchemaViolationError extends WarrenError {
 export class HandlerError extends WarrenError {
   readonly code = 'WARREN_HANDLER_FAILED';
   readonly fate = 'retry';
+}
+
+/** Why a job's signature was refused; written to the `x-warren-reason` header. */
+export type SignatureRefusal =
+  | 'unsigned'
+  | 'algorithm-not-allowed'
+  | 'unknown-key'
+  | 'bad-signature'
+  | 'stale'
+  | 'replayed';
+
+/**
+ * The job's signature does not prove who produced it: missing, made with a key or algorithm the
+ * worker does not accept, not matching the body and signed headers, too old or too new, or a
+ * message id seen already. The job is never handled; retrying would be refused the same way.
+ */
+export class SignatureRefusedError extends WarrenError {
+  readonly code = 'WARREN_SIGNATURE_INVALID';
+  readonly fate = 'dead-letter';
+
+  constructor(
+    readonly reason: SignatureRefusal,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** Thrown by a handler for a job that can never succeed: dead-lettered without retries. */

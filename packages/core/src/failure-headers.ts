@@ -1,5 +1,5 @@
 import { HEADERS, optionalInteger } from './envelope.ts';
-import { MalformedMessageError, type WarrenError } from './errors.ts';
+import { MalformedMessageError, SignatureRefusedError, type WarrenError } from './errors.ts';
 import type { Delivery, HeaderValue, MessageProperties } from './transport.ts';
 
 const MAX_ERROR_MESSAGE = 512;
@@ -106,7 +106,9 @@ const REASONS: Partial<Record<WarrenError['code'], string>> = {
 
 /** The short reason written to `x-warren-reason`. */
 export function reasonFor(error: WarrenError): string {
-  if (error instanceof MalformedMessageError) return error.reason;
+  if (error instanceof MalformedMessageError || error instanceof SignatureRefusedError) {
+    return error.reason;
+  }
   return (
     REASONS[error.code] ??
     error.code

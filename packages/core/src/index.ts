@@ -9,6 +9,7 @@ export type {
 export { Consumer } from './consumer.ts';
 export type { ConsumerCounts, ConsumerEvent } from './consumer-machine.ts';
 export { consumerMachine } from './consumer-machine.ts';
+export type { HandlerTrace, ItemTrace, JobTrace } from './consumer-telemetry.ts';
 export type { ClaimResult, DedupeStore, MemoryDedupeStoreOptions } from './dedupe.ts';
 export { DEFAULT_DEDUPE_MAX_ENTRIES, MemoryDedupeStore } from './dedupe.ts';
 export type { JobEnvelope, JobSpec, TraceContext } from './envelope.ts';
@@ -24,7 +25,7 @@ export {
   RESULT_TYPE,
   resultProperties,
 } from './envelope.ts';
-export type { ErrorCode, Fate, MalformedReason } from './errors.ts';
+export type { ErrorCode, Fate, MalformedReason, SignatureRefusal } from './errors.ts';
 export {
   BrokerUnreachableError,
   ConfigError,
@@ -44,6 +45,7 @@ export {
   PublishBufferFullError,
   PublishError,
   SchemaViolationError,
+  SignatureRefusedError,
   toWarrenError,
   UnroutableError,
   WarrenError,
@@ -89,11 +91,12 @@ export type {
   PrefetchDecision,
 } from './prefetch-controller.ts';
 export { PrefetchController } from './prefetch-controller.ts';
-export type { PublishedJob } from './publisher.ts';
+export type { JobPublisherOptions, PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
 export type { RetryPolicy } from './retry.ts';
 export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
 export { redactServiceUrl, serviceUrlProblem } from './service-url.ts';
+export type { JobSigner, JobVerifier, Verdict } from './signing.ts';
 export type {
   ChildHealth,
   ChildSpec,
@@ -106,8 +109,22 @@ export type {
   SupervisorOptions,
 } from './supervisor.ts';
 export { DEFAULT_RESTART_BACKOFF, DEFAULT_RESTART_BUDGET, Supervisor } from './supervisor.ts';
+export {
+  instrumentSupervisor,
+  instrumentTransport,
+  recordConnectionEvent,
+} from './telemetry-metrics.ts';
+export type { InstrumentName } from './telemetry-names.ts';
+export {
+  ATTR as TELEMETRY_ATTRIBUTES,
+  INSTRUMENTATION_SCOPE,
+  METRICS as TELEMETRY_METRICS,
+  SPAN_NAMES,
+} from './telemetry-names.ts';
 export type { TopologyOptions } from './topology.ts';
 export { jobRoutingKey, topologyFor } from './topology.ts';
+export { extractContext, injectContext } from './trace-propagation.ts';
+export { instrumentInference } from './traced-inference.ts';
 export type {
   CancelListener,
   ConnectionEvent,

@@ -1,3 +1,4 @@
+import type { JobTrace } from './consumer-telemetry.ts';
 import { publishItems, settleItems } from './job-settle.ts';
 import {
   decodeItems,
@@ -8,11 +9,14 @@ import {
   toItems,
   validateItems,
 } from './job-steps.ts';
+import { verifyItems } from './job-verify.ts';
+import { runInContext } from './trace-propagation.ts';
 import type { Delivery } from './transport.ts';
 
 /** Where a job is: each step in turn, then `done`, or `failed` when a step threw. */
 export type JobState =
   | 'decoding'
+  | 'verifying'
   | 'validating'
   | 'handling'
   | 'publishing'
@@ -22,6 +26,7 @@ export type JobState =
 
 /** What a finished job reports to its consumer: one outcome per delivery. */
 export interface JobOutput {
+  jobId: string;
   outcomes: Array<{ messageId: string | undefined; outcome: JobOutcome; code?: string }>;
   /** How long the handler ran for these deliveries (ms); undefined when it did not run. */
   handleMs: number | undefined;
@@ -45,6 +50,7 @@ export type JobObserver = (transition: JobTransition) => void;
 
 const STEPS = [
   { state: 'decoding', run: decodeItems, done: 'decoded' },
+  { state: 'verifying', run: verifyItems, done: 'verified' },
   { state: 'validating', run: validateItems, done: 'validated' },
   { state: 'handling', run: handleItems, done: 'handled' },
   { state: 'publishing', run: publishItems, done: 'published' },
@@ -56,13 +62,28 @@ const STEPS = [
  * small actor of its own, with its states and one message to its consumer (the output), but not
  * an xstate actor: spawning one per delivery cost more than everything else the runtime does.
  */
-export async function runJob(
+export function runJob(
   jobId: string,
   deliveries: readonly Delivery[],
   deps: JobDeps,
   observe: JobObserver | undefined,
 ): Promise<JobOutput> {
   const items = toItems(deliveries, deps.clock.now());
+  const trace = deps.telemetry?.jobStarted(items);
+  // In the process span's context, whatever the steps log or trace belongs to the job.
+  return trace === undefined
+    ? runSteps(jobId, items, deps, observe, undefined)
+    : runInContext(trace.context, () => runSteps(jobId, items, deps, observe, trace));
+}
+
+/** Takes the items through the steps, then reports the job's end to its telemetry. */
+async function runSteps(
+  jobId: string,
+  items: JobItem[],
+  deps: JobDeps,
+  observe: JobObserver | undefined,
+  trace: JobTrace | undefined,
+): Promise<JobOutput> {
   let state: JobState | undefined;
   const enter = (to: JobState, cause: string) => {
     observe?.({ jobId, from: state, to, cause, items });
@@ -74,7 +95,7 @@ export async function runJob(
   try {
     for (const step of STEPS) {
       enter(step.state, cause);
-      // Decoding, validating and settling are synchronous: no promise to wait for.
+      // Decoding, validating, settling (and verifying without a verifier) return no promise.
       const pending = step.run(items, deps);
       if (pending !== undefined) await pending;
       cause = step.done;
@@ -85,10 +106,11 @@ export async function runJob(
     error = thrown;
     enter('failed', 'threw');
   }
-  return outputOf(items, error);
+  deps.telemetry?.jobFinished(items, trace, error);
+  return outputOf(jobId, items, error);
 }
 
-function outputOf(items: readonly JobItem[], error: unknown): JobOutput {
+function outputOf(jobId: string, items: readonly JobItem[], error: unknown): JobOutput {
   const outcomes = items.map((item) => ({
     messageId: item.delivery.properties.messageId,
     outcome: item.outcome ?? 'requeued',
@@ -102,5 +124,5 @@ function outputOf(items: readonly JobItem[], error: unknown): JobOutput {
   for (const item of items) {
     if (item.handleMs !== undefined) handleMs = Math.max(handleMs ?? 0, item.handleMs);
   }
-  return { outcomes, handleMs, ...(fault === undefined ? {} : { fault }) };
+  return { jobId, outcomes, handleMs, ...(fault === undefined ? {} : { fault }) };
 }

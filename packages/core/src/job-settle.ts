@@ -3,7 +3,8 @@ import { describeThrown, PublishError, UnroutableError, type WarrenError } from 
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { type JobDeps, type JobItem, release, remainingMs } from './job-steps.ts';
 import { retryDelay } from './retry.ts';
-import type { MessageProperties, PublishTarget } from './transport.ts';
+import { publishTraced } from './traced-publish.ts';
+import type { MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
 
 /**
  * RabbitMQ's direct reply-to pseudo-queue. The broker returns a mandatory publish to it as
@@ -71,7 +72,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       const properties = resultProperties(item.envelope!, deps.handler.name);
       try {
         const target = resultTarget(item, deps);
-        await deps.transport.publish(target, item.result!, properties, {
+        await publish(item, target, item.result!, properties, deps, {
           mandatory: !target.routingKey.startsWith(DIRECT_REPLY_TO),
         });
       } catch (error) {
@@ -97,7 +98,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
               ...expiration(item, deps),
             })
           : { ...delivery.properties, ...expiration(item, deps) };
-      await deps.transport.publish(delayTarget(delay, deps), delivery.body, properties);
+      await publish(item, delayTarget(delay, deps), delivery.body, properties, deps);
       if (route.kind === 'retry')
         logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
       return;
@@ -106,7 +107,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       // Back to the work queue as a new message, not a nack: a requeue would count toward the
       // quorum queue's delivery limit and mark the job redelivered, as if it had crashed a worker.
       const target = { exchange: '', routingKey: deps.topology.queue };
-      await deps.transport.publish(target, delivery.body, withoutBookkeeping(delivery.properties));
+      await publish(item, target, delivery.body, withoutBookkeeping(delivery.properties), deps);
       return;
     }
     case 'dead-letter': {
@@ -114,17 +115,32 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
         exchange: deps.topology.deadLetterExchange,
         routingKey: deps.topology.deadLetterRoutingKey,
       };
-      await deps.transport.publish(
-        target,
-        delivery.body,
-        deadLetterProperties(delivery, failureOf(item, route.error, deps)),
-      );
+      const properties = deadLetterProperties(delivery, failureOf(item, route.error, deps));
+      await publish(item, target, delivery.body, properties, deps);
       logFailure(item, route.error, deps, 'job dead-lettered');
       return;
     }
     default:
       return;
   }
+}
+
+/**
+ * Publishes for `item` in a `send` span of its job's trace when tracing: the message carries that
+ * span's context, so a retry's next attempt, a dead letter's reader and a result's requester all
+ * continue the job's trace. The failure headers keep `traceparent`, `tracestate` and `baggage`
+ * (only the broker's bookkeeping headers are dropped), so without tracing they pass on unchanged.
+ */
+function publish(
+  item: JobItem,
+  target: PublishTarget,
+  body: Buffer,
+  properties: MessageProperties,
+  deps: JobDeps,
+  options?: PublishOptions,
+): Promise<void> {
+  const where = deps.telemetry?.publishTrace(item);
+  return publishTraced(deps.transport, target, body, properties, options, where);
 }
 
 /**

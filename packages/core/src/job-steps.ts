@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock, Timer } from './clock.ts';
+import type { ConsumerTelemetry, HandlerTrace, ItemTrace } from './consumer-telemetry.ts';
 import type { DedupeStore } from './dedupe.ts';
 import { decodeEnvelope, decodeJsonBody, type JobEnvelope } from './envelope.ts';
 import {
@@ -16,6 +17,8 @@ import {
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import type { RetryPolicy } from './retry.ts';
+import type { JobVerifier } from './signing.ts';
+import { runInContext } from './trace-propagation.ts';
 import type { Delivery, QueueTopology, Transport } from './transport.ts';
 import { describeIssues } from './validation.ts';
 
@@ -47,6 +50,8 @@ export interface JobItem {
   /** Set when publishing its result, retry or dead letter failed. */
   publishFailure?: PublishError;
   outcome?: JobOutcome;
+  /** Its place in the job's trace; absent while no tracer is registered. */
+  trace?: ItemTrace;
 }
 
 export type JobOutcome =
@@ -98,6 +103,10 @@ export interface JobDeps {
    * `consumer_timeout`); undefined when it does not. See {@link consumerTimeLeft}.
    */
   consumerTimeoutMs?: number;
+  /** Checks each job's signature before it is validated; absent, jobs are not verified. */
+  verifier?: JobVerifier;
+  /** The consumer's traces and metrics; absent, jobs run unobserved. */
+  telemetry?: ConsumerTelemetry;
 }
 
 export function toItems(deliveries: readonly Delivery[], receivedAt: number): JobItem[] {
@@ -242,12 +251,20 @@ async function runGuarded(
     if (deps.shutdown.aborted) onShutdown();
     else deps.shutdown.addEventListener('abort', onShutdown, { once: true });
   }
+  let started: number | undefined;
+  let handling: HandlerTrace | undefined;
+  let failed: { item: JobItem; thrown: unknown } | undefined;
   try {
     const outputs = await deps.schedule(async () => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
       if (deps.draining.aborted) throw NOT_STARTED;
-      const started = performance.now();
-      const outputs = await untilAborted(call(signal), signal);
+      started = performance.now();
+      handling = deps.telemetry?.handlerStarted(group[0]!.item, group.length);
+      // Inside the handler span's context, the handler sees the job's baggage and its own spans
+      // (and its inference calls') nest under it.
+      const running =
+        handling === undefined ? call(signal) : runInContext(handling.context, () => call(signal));
+      const outputs = await untilAborted(running, signal);
       const handleMs = performance.now() - started;
       for (const { item } of group) item.handleMs = handleMs;
       return outputs;
@@ -257,9 +274,13 @@ async function runGuarded(
     });
   } catch (error) {
     for (const { item } of group) failItem(item, error, expired, deps);
+    failed = { item: group[0]!.item, thrown: error };
   } finally {
     timer?.cancel();
     if (onShutdown !== undefined) deps.shutdown.removeEventListener('abort', onShutdown);
+  }
+  if (started !== undefined) {
+    deps.telemetry?.handlerFinished(handling, performance.now() - started, failed);
   }
   for (const { item } of group) if (item.result === undefined) await release(item, deps);
 }

@@ -26,6 +26,11 @@ export interface BatchSample {
   maxSize: number;
   /** How long the handler took for the batch, in milliseconds. */
   durationMs: number;
+  /**
+   * The batch started short because the prefetch window was full: no more deliveries could come
+   * until some were acked, so a larger window is what it lacked. Counts as a full batch.
+   */
+  windowFull?: boolean;
 }
 
 /** Weight of the newest sample in the latency average. */
@@ -92,7 +97,7 @@ export class PrefetchController {
     }
     const cap = this.#timeoutCap(sample.maxSize);
     if (this.#prefetch > cap) return this.#change(cap, 'consumer-timeout', now);
-    if (sample.size >= sample.maxSize) {
+    if (sample.size >= sample.maxSize || sample.windowFull === true) {
       return this.#change(Math.min(cap, this.#prefetch + sample.maxSize), 'batches-full', now);
     }
     return undefined;

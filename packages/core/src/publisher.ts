@@ -1,5 +1,9 @@
-import { encodeJob, type JobSpec } from './envelope.ts';
+import { type Context, context } from '@opentelemetry/api';
+import { encodeJob, HEADERS, type JobSpec } from './envelope.ts';
+import type { JobSigner } from './signing.ts';
 import { jobRoutingKey, type TopologyOptions, topologyFor } from './topology.ts';
+import { activeTracer, extractContext, telemetryFailed } from './trace-propagation.ts';
+import { publishTraced } from './traced-publish.ts';
 import type { Transport } from './transport.ts';
 
 /** What {@link JobPublisher.publish} returns: enough to match the result to the job. */
@@ -8,24 +12,72 @@ export interface PublishedJob {
   routingKey: string;
 }
 
+/** What a {@link JobPublisher} does beyond the defaults. */
+export interface JobPublisherOptions {
+  /** Signs each job at publish (`@warren/security`'s `createSigner`); absent, jobs are unsigned. */
+  signer?: JobSigner;
+}
+
 /**
  * Publishes jobs the way workers expect them: envelope headers set, routing key derived from
- * model type and scope, and the broker's confirm awaited.
+ * model type and scope, and the broker's confirm awaited; signed when a signer is given. When a tracer is registered, the
+ * publish is a `send` span (kind PRODUCER) whose context, with the baggage, the job carries: the
+ * workers' spans for it then join the same trace.
  */
 export class JobPublisher {
   readonly #transport: Transport;
   readonly #topology: TopologyOptions;
+  readonly #signer: JobSigner | undefined;
 
-  constructor(transport: Transport, topology: TopologyOptions = {}) {
+  constructor(
+    transport: Transport,
+    topology: TopologyOptions = {},
+    options: JobPublisherOptions = {},
+  ) {
     this.#transport = transport;
     this.#topology = topology;
+    this.#signer = options.signer;
   }
 
+  /**
+   * Publishes one job. The `send` span's parent is `spec.trace` when given (a request's context
+   * passed on by a gateway, say), else the active context.
+   */
   async publish(spec: JobSpec): Promise<PublishedJob> {
     const { body, properties } = encodeJob(spec);
+    if (this.#signer !== undefined) {
+      properties.headers = {
+        ...properties.headers,
+        ...(await this.#signer.sign(body, properties)),
+      };
+    }
     const routingKey = jobRoutingKey(spec.modelType, spec.scope ?? 'public');
     const { jobsExchange } = topologyFor(spec.modelType, this.#topology);
-    await this.#transport.publish({ exchange: jobsExchange, routingKey }, body, properties);
+    await publishTraced(
+      this.#transport,
+      { exchange: jobsExchange, routingKey },
+      body,
+      properties,
+      undefined,
+      activeTracer() === undefined ? undefined : { parent: parentOf(spec) },
+    );
     return { messageId: properties.messageId!, routingKey };
+  }
+}
+
+/** The parent of a job's `send` span: the context `spec.trace` carries on the active one. */
+function parentOf(spec: JobSpec): Context {
+  const active = context.active();
+  if (spec.trace === undefined) return active;
+  try {
+    const headers = {
+      [HEADERS.traceparent]: spec.trace.traceparent,
+      [HEADERS.tracestate]: spec.trace.tracestate,
+      [HEADERS.baggage]: spec.trace.baggage,
+    };
+    return extractContext(headers, active);
+  } catch (error) {
+    telemetryFailed('trace context extraction', error);
+    return active;
   }
 }

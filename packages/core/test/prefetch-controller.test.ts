@@ -50,6 +50,26 @@ describe('the adaptive prefetch', () => {
     ]);
   });
 
+  it('counts a batch cut short by a full prefetch window as full, since the window is what limits it', () => {
+    const clock = clockAt();
+    const controller = new PrefetchController({ min: 8, max: 24 }, 8, clock);
+    const seen: number[] = [];
+    // Batches of 8 against a window of 8 split 1, 7, 1, 7... and never fill by size.
+    for (let i = 0; i < 8; i += 1) {
+      clock.advance(1_000);
+      const size = i % 2 === 0 ? 1 : 7;
+      const next = controller.observe({ size, maxSize: 8, durationMs: 40, windowFull: true });
+      if (next !== undefined) seen.push(next);
+    }
+    expect(seen).toEqual([16, 24]);
+
+    const idle = new PrefetchController({ min: 8, max: 24 }, 8, clock);
+    for (let i = 0; i < 8; i += 1) {
+      clock.advance(1_000);
+      expect(idle.observe({ size: 3, maxSize: 8, durationMs: 40 })).toBeUndefined();
+    }
+  });
+
   it('halves when a batch takes twice the usual time, never below its minimum', () => {
     const clock = clockAt();
     const controller = new PrefetchController({ min: 4, max: 64 }, 32, clock);

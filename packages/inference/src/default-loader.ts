@@ -11,6 +11,11 @@ import type {
 /** Options passed to a {@link PipelineLoader}. */
 export interface PipelineLoadOptions {
   dtype: DataType;
+  /**
+   * Threads ONNX Runtime may use within one run of the model (its `intraOpNumThreads`); 0
+   * leaves the count to ONNX Runtime, which takes one per physical core.
+   */
+  intraOpThreads: number;
 }
 
 /**
@@ -27,11 +32,18 @@ export type PipelineLoader = (
  * Load `model` for `task` with transformers.js. It reads the process-global `env` at the time of
  * the call, so callers must set that first (see `pipeline-cache.ts`).
  */
-export const loadWithTransformers: PipelineLoader = async (task, model, { dtype }) => {
+export const loadWithTransformers: PipelineLoader = async (
+  task,
+  model,
+  { dtype, intraOpThreads },
+) => {
   // Imported on first load: transformers.js and ONNX Runtime cost about 180 MB of memory, which
   // a worker whose handlers never load a local model should not pay.
   const { pipeline, Tensor } = await transformers();
-  const loaded = await pipeline(task, model, { dtype });
+  const loaded = await pipeline(task, model, {
+    dtype,
+    session_options: { intraOpNumThreads: intraOpThreads },
+  });
   const transformersModel = loaded.model;
 
   return {

@@ -1,7 +1,7 @@
 export type { PipelineLoader, PipelineLoadOptions } from './default-loader.ts';
 export { loadWithTransformers } from './default-loader.ts';
 export type { LocalInferenceOptions, TooLongPolicy } from './local-inference.ts';
-export { LocalInference } from './local-inference.ts';
+export { defaultIntraOpThreads, LocalInference } from './local-inference.ts';
 export type { ThreadStartHook } from './model-thread.ts';
 export type { RemoteInferenceOptions } from './remote-inference.ts';
 export { RemoteInference } from './remote-inference.ts';

@@ -55,13 +55,18 @@ async function close(model) {
 }
 
 /** Import transformers.js, point it where the main thread's loads look, and load the model. */
-async function loadModel({ task, model, dtype, env }) {
+async function loadModel({ task, model, dtype, intraOpThreads, env }) {
   const transformers = await import('@huggingface/transformers');
   const className = MODEL_CLASS[task];
   if (className === undefined) throw new Error(`unsupported task "${task}"`);
 
   Object.assign(transformers.env, env);
-  const loaded = await transformers[className].from_pretrained(model, { dtype });
+  // transformers.js hands session_options to ONNX Runtime's InferenceSession.create. With
+  // intraOpNumThreads n, a run uses this thread and n - 1 of ONNX Runtime's own; 0: its default.
+  const loaded = await transformers[className].from_pretrained(model, {
+    dtype,
+    session_options: { intraOpNumThreads: intraOpThreads },
+  });
   return { model: loaded, Tensor: transformers.Tensor };
 }
 

@@ -11,6 +11,8 @@ export interface ModelSource {
   allowRemoteModels: boolean;
   cacheDir?: string;
   dtype: DataType;
+  /** ONNX Runtime's threads per run of the model; 0 leaves the count to ONNX Runtime. */
+  intraOpThreads: number;
 }
 
 /** What transformers.js's `env` held before Warren first changed it. */
@@ -53,6 +55,7 @@ export function loadPipeline(
     task,
     model,
     source.dtype,
+    source.intraOpThreads,
     source.localModelPath ?? null,
     source.allowRemoteModels,
     source.cacheDir ?? null,
@@ -107,13 +110,17 @@ async function loadNow(
   source: ModelSource,
   logger: LogSink,
 ): Promise<TextPipeline> {
-  const fields = { task, model, dtype: source.dtype, from: describeSource(source) };
+  const { dtype, intraOpThreads } = source;
+  const fields = { task, model, dtype, intraOpThreads, from: describeSource(source) };
   const started = performance.now();
   logger.debug(fields, 'model loading');
 
   try {
     await applyEnv(source);
-    const loaded = await loader(task, model, { dtype: source.dtype });
+    const loaded = await loader(task, model, {
+      dtype: source.dtype,
+      intraOpThreads: source.intraOpThreads,
+    });
     logger.info({ ...fields, ms: Math.round(performance.now() - started) }, 'model loaded');
     return loaded;
   } catch (error) {

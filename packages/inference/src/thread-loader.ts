@@ -21,9 +21,9 @@ export interface ThreadLoaderOptions {
  * with an `InferenceError` and the next run starts a fresh thread, loading the model again.
  */
 export function createThreadLoader(options: ThreadLoaderOptions = {}): PipelineLoader {
-  return async (task, model, { dtype }) => {
+  return async (task, model, { dtype, intraOpThreads }) => {
     const { AutoConfig, AutoTokenizer, env } = await transformers();
-    const start: ThreadStart = { task, model, dtype, env: readLoadEnv(env) };
+    const start: ThreadStart = { task, model, dtype, intraOpThreads, env: readLoadEnv(env) };
 
     // The thread loads while this thread reads the config and tokenizer. A missing folder fails
     // here first with transformers.js's own clear message, so that one is reported.

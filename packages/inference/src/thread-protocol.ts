@@ -29,6 +29,8 @@ export interface ThreadStart {
   task: PipelineTask;
   model: string;
   dtype: DataType;
+  /** ONNX Runtime's `intraOpNumThreads` for the model's session (0: its own default). */
+  intraOpThreads: number;
   env: LoadEnv;
 }
 

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, type FeatureExtractionRequest, ModelLoadError } from '@warren/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalInference, loadWithTransformers, type PipelineLoader } from '../src/index.ts';
+import {
+  defaultIntraOpThreads,
+  LocalInference,
+  loadWithTransformers,
+  type PipelineLoader,
+  type PipelineLoadOptions,
+} from '../src/index.ts';
 import { modelsDir } from './fixtures/shared-assets.ts';
 
 /** A loader that counts its calls and then loads for real with transformers.js. */
@@ -116,6 +122,37 @@ describe('LocalInference model loading', () => {
     expect(fromShared.status).toBe('fulfilled');
     expect(fromOwn.status).toBe('fulfilled');
     expect(missing.status).toBe('rejected');
+  });
+
+  it('loads with intraOpThreads (by default one fewer than the cores, but two on two), apart per value', async () => {
+    const seen: PipelineLoadOptions[] = [];
+    const loader: PipelineLoader = (task, model, options) => {
+      seen.push(options);
+      return loadWithTransformers(task, model, options);
+    };
+    const local = { localModelPath: modelsDir, allowRemoteModels: false, loader } as const;
+    const byDefault = new LocalInference(local);
+    const more = defaultIntraOpThreads() + 1;
+    const other = new LocalInference({ ...local, intraOpThreads: more });
+
+    await byDefault.load('feature-extraction', 'use-lite-en');
+    await other.load('feature-extraction', 'use-lite-en');
+
+    expect(seen).toEqual([
+      { dtype: 'fp32', intraOpThreads: defaultIntraOpThreads() },
+      { dtype: 'fp32', intraOpThreads: more },
+    ]);
+    expect([1, 2, 3, 4, 16].map((cores) => defaultIntraOpThreads(cores))).toEqual([1, 2, 2, 3, 15]);
+  });
+
+  it('refuses an intraOpThreads that is negative or not a whole number, naming it', () => {
+    const local = { localModelPath: modelsDir, allowRemoteModels: false } as const;
+    for (const intraOpThreads of [-1, 1.5, Number.NaN]) {
+      expect(() => new LocalInference({ ...local, intraOpThreads })).toThrow(
+        /intraOpThreads: expected a whole number, 0 or more/,
+      );
+    }
+    expect(() => new LocalInference({ ...local, intraOpThreads: 0 })).not.toThrow();
   });
 
   it('refuses a config that allows neither local nor remote models', () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,13 @@ function watchedLoader() {
     },
   });
   return { loader, threads, exited };
+}
+
+/** The threads this process has, as Linux counts them. */
+function osThreads(): number {
+  const match = /^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf-8'));
+  if (match === null) throw new Error('no Threads line in /proc/self/status');
+  return Number(match[1]);
 }
 
 /** The largest difference between two lists of vectors of the same shape. */
@@ -183,6 +191,24 @@ describe('LocalInference with the model in a worker thread', () => {
     await second.close();
     expect(threads.every((thread) => exited.has(thread))).toBe(true);
   });
+
+  // /proc/self/status is Linux's; elsewhere nothing here can count a process's threads.
+  it.runIf(process.platform === 'linux')(
+    'gives ONNX Runtime intraOpThreads: each thread more is one more OS thread while it is loaded',
+    async () => {
+      const growth = async (intraOpThreads: number) => {
+        const before = osThreads();
+        const loaded = client({ ...local, intraOpThreads });
+        await loaded.load('feature-extraction', model);
+        const grown = osThreads() - before;
+        await loaded.featureExtraction({ model, inputs: ['hi'], pooling: 'cls' });
+        await loaded.close();
+        return grown;
+      };
+
+      expect((await growth(3)) - (await growth(1))).toBe(2);
+    },
+  );
 
   describe('with a text classifier', () => {
     let scratch: string;

@@ -162,6 +162,7 @@ describe('the plugin test harness', () => {
       .map((event) => event.to);
     expect(states).toEqual([
       'decoding',
+      'verifying',
       'validating',
       'handling',
       'publishing',

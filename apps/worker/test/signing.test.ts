@@ -1,0 +1,232 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AmqpTransport } from '@warren/amqp';
+import { encodeJob, HEADERS, JobPublisher, type MessageProperties } from '@warren/core';
+import { createSigner, KeySet, type SigningKey, signatureHeaders } from '@warren/security';
+import type { ConsumeMessage } from 'amqplib';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig, Worker } from '../src/index.ts';
+import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+
+const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
+
+/** A key file with an old HMAC key and a new Ed25519 one, as during a rotation. */
+function writeKeys(dir: string): { old: SigningKey; fresh: SigningKey; path: string } {
+  const secret = randomBytes(32).toString('base64');
+  const pair = generateKeyPairSync('ed25519');
+  const publicKey = Buffer.from(pair.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const privateKey = Buffer.from(pair.privateKey.export({ format: 'jwk' }).d!, 'base64url');
+  const file = {
+    keys: [
+      { id: 'old-hmac', alg: 'hmac-sha256', secret },
+      {
+        id: 'new-ed25519',
+        alg: 'ed25519',
+        publicKey: publicKey.toString('base64'),
+        privateKey: privateKey.toString('base64'),
+      },
+    ],
+  };
+  const path = join(dir, 'signing-keys.json');
+  writeFileSync(path, JSON.stringify(file), { mode: 0o600 });
+  const keys = KeySet.fromJson(JSON.stringify(file), 'test keys');
+  return { old: keys.get('old-hmac')!, fresh: keys.get('new-ed25519')!, path };
+}
+
+interface Raw {
+  body: Buffer;
+  properties: MessageProperties;
+}
+
+describe('signed jobs on a real broker', () => {
+  const prefix = uniquePrefix();
+  const dir = mkdtempSync(join(tmpdir(), 'warren-signing-'));
+  const auditPath = join(dir, 'audit.jsonl');
+  let probe: BrokerProbe;
+  let worker: Worker;
+  let producer: AmqpTransport;
+  let deadLetters: ConsumeMessage[];
+  let results: ConsumeMessage[];
+  let replyQueue: string;
+  let keys: ReturnType<typeof writeKeys>;
+
+  /** A signed echo job, as the probe publishes it. */
+  function signedJob(key: SigningKey, messageId: string, createdAt = Date.now()): Raw {
+    const { body, properties } = encodeJob({
+      modelType: 'echo',
+      tenant: 'acme',
+      input: { text: messageId },
+      messageId,
+      replyTo: replyQueue,
+      now: () => createdAt,
+    });
+    const headers = { ...properties.headers, ...signatureHeaders(key, body, properties) };
+    return { body, properties: { ...properties, headers } };
+  }
+
+  function publish({ body, properties }: Raw): void {
+    probe.channel.publish(`${prefix}.jobs`, 'echo.public', body, {
+      ...properties,
+      headers: properties.headers,
+    } as never);
+  }
+
+  const refused: Array<{ id: string; reason: string; make: () => Raw }> = [
+    {
+      id: 'tampered-body',
+      reason: 'bad-signature',
+      make: () => ({
+        ...signedJob(keys.old, 'tampered-body'),
+        body: Buffer.from('{"text":"forged"}'),
+      }),
+    },
+    {
+      id: 'tampered-tenant',
+      reason: 'bad-signature',
+      make: () => {
+        const job = signedJob(keys.old, 'tampered-tenant');
+        const headers = { ...job.properties.headers, [HEADERS.tenant]: 'globex' };
+        return { ...job, properties: { ...job.properties, headers } };
+      },
+    },
+    {
+      id: 'unknown-key',
+      reason: 'unknown-key',
+      make: () => {
+        const stranger = KeySet.fromJson(
+          JSON.stringify({
+            keys: [
+              { id: 'stranger', alg: 'hmac-sha256', secret: randomBytes(32).toString('base64') },
+            ],
+          }),
+          'stranger',
+        ).get('stranger')!;
+        return signedJob(stranger, 'unknown-key');
+      },
+    },
+    {
+      id: 'expired',
+      reason: 'stale',
+      make: () => signedJob(keys.old, 'expired', Date.now() - 10 * 60_000),
+    },
+    {
+      id: 'unsigned',
+      reason: 'unsigned',
+      make: () => {
+        const job = signedJob(keys.old, 'unsigned');
+        const {
+          [HEADERS.signature]: _s,
+          [HEADERS.keyId]: _k,
+          [HEADERS.signatureAlg]: _a,
+          ...headers
+        } = job.properties.headers ?? {};
+        return { ...job, properties: { ...job.properties, headers } };
+      },
+    },
+  ];
+
+  beforeAll(async () => {
+    keys = writeKeys(dir);
+    probe = await BrokerProbe.open();
+    const config = parseConfig(
+      {
+        broker: { url: AMQP_URL },
+        topology: { prefix },
+        handlers: [{ module: ECHO, prefetch: 4 }],
+        security: {
+          signing: { keysFile: keys.path, windowMs: 5 * 60_000, auditLog: auditPath },
+        },
+      },
+      process.cwd(),
+    );
+    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
+    deadLetters = await probe.collect(`${prefix}.dead-letter.echo`);
+    const reply = await probe.replyQueue();
+    results = reply.messages;
+    replyQueue = reply.queue;
+
+    // The producer side: a publisher with a signer, once with each key of the rotation.
+    producer = new AmqpTransport({ url: AMQP_URL });
+    await producer.connect();
+    for (const [key, text] of [
+      [keys.old, 'signed with the old key'],
+      [keys.fresh, 'signed with the new key'],
+    ] as const) {
+      await new JobPublisher(producer, { prefix }, { signer: createSigner(key) }).publish({
+        modelType: 'echo',
+        tenant: 'acme',
+        input: { text },
+        messageId: `valid-${key.id}`,
+        replyTo: replyQueue,
+      });
+    }
+    // A valid job, then the same bytes again once it has been accepted.
+    const original = signedJob(keys.old, 'replayed');
+    publish(original);
+    await waitFor(() => results.length === 3, 'the valid jobs’ results');
+    publish(original);
+    for (const { make } of refused) publish(make());
+    await waitFor(() => deadLetters.length === refused.length + 1, 'the refused jobs');
+  });
+
+  afterAll(async () => {
+    await producer?.close();
+    await worker?.stop();
+    await probe?.deleteTopology(prefix, ['echo']);
+    await probe?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('handles valid jobs signed with the old key and the new one', () => {
+    const answered = results.map((m) => m.properties.correlationId).sort();
+    expect(answered).toEqual(['replayed', 'valid-new-ed25519', 'valid-old-hmac']);
+    expect(
+      JSON.parse(
+        results.find((m) => m.properties.correlationId === 'valid-new-ed25519')!.content.toString(),
+      ),
+    ).toEqual({
+      echo: 'signed with the new key',
+    });
+  });
+
+  it.each([
+    ...refused.map(({ id, reason }) => ({ id, reason })),
+    { id: 'replayed', reason: 'replayed' },
+  ])('dead-letters the $id job with reason $reason, without handling it', ({ id, reason }) => {
+    const letter = deadLetters.find((m) => m.properties.messageId === id);
+    expect(letter, 'its dead letter').toBeDefined();
+    expect(letter!.properties.headers).toMatchObject({
+      [HEADERS.reason]: reason,
+      [HEADERS.errorCode]: 'WARREN_SIGNATURE_INVALID',
+      [HEADERS.sourceQueue]: `${prefix}.jobs.echo`,
+    });
+    // Only the three valid jobs produced a result: the handler ran for none of these.
+    expect(results.filter((m) => m.properties.correlationId === id && id !== 'replayed')).toEqual(
+      [],
+    );
+  });
+
+  it('counts three jobs handled and six refused, and writes one audit line per refusal', async () => {
+    const counts = () => worker.consumers[0]!.consumer.counts;
+    await waitFor(() => counts().deadLettered === 6, 'the refusals to be acked');
+    expect(counts()).toMatchObject({ received: 9, succeeded: 3, deadLettered: 6, retried: 0 });
+
+    const lines = readFileSync(auditPath, 'utf-8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(6);
+    expect(lines.find((line) => line.messageId === 'tampered-tenant')).toMatchObject({
+      event: 'warren.job.verified',
+      decision: 'refused',
+      reason: 'bad-signature',
+      identity: 'key:old-hmac',
+      tenant: 'globex',
+      queue: `${prefix}.jobs.echo`,
+    });
+  });
+});
