@@ -1,16 +1,29 @@
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { metrics } from '@opentelemetry/api';
 import { JobPublisher, type Transport, topologyFor } from '@warren/core';
 import { startTelemetry, type Telemetry } from '@warren/telemetry';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OtlpReceiver } from '../../../packages/telemetry/test/otlp-receiver.ts';
 import { clearOtelEnv } from '../../../packages/telemetry/test/support.ts';
-import { parseConfig, Worker } from '../src/index.ts';
+import { parseConfig, Worker, type WorkerHealth } from '../src/index.ts';
 import { createWorkerLogger } from '../src/logging.ts';
 import { rabbitmq, replies, type TestBroker } from './brokers.ts';
+import { setupGate } from './fixtures/gated-setup.ts';
 import { uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
+const GATED = fileURLToPath(new URL('./fixtures/gated-setup.ts', import.meta.url));
+
+/** A port nothing listens on now, on loopback (for a server that starts later). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** The value of the one sample of `name` whose labels include `label`, from Prometheus text. */
 function sample(text: string, name: string, label = ''): number | undefined {
@@ -44,7 +57,13 @@ describe('telemetry of a running worker on RabbitMQ', () => {
     await broker?.close();
   });
 
-  async function startWorker(options: { metrics?: boolean; level?: 'info' | 'debug' } = {}) {
+  async function startWorker(
+    options: {
+      metrics?: boolean;
+      level?: 'info' | 'debug';
+      retry?: { maxAttempts: number; initialDelayMs: number };
+    } = {},
+  ) {
     const prefix = uniquePrefix();
     const producer: Transport = broker.transport();
     await producer.connect();
@@ -60,7 +79,9 @@ describe('telemetry of a running worker on RabbitMQ', () => {
       config: parseConfig(
         {
           topology: { prefix },
-          handlers: [{ module: ECHO, prefetch: 2 }],
+          handlers: [
+            { module: ECHO, prefetch: 2, ...(options.retry ? { retry: options.retry } : {}) },
+          ],
           health: { port: 0, host: '127.0.0.1' },
         },
         process.cwd(),
@@ -83,7 +104,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
       });
       await waitFor(() => reply.results.length > before, `the answer to ${text}`);
     };
-    return { worker, base, lines, echo };
+    return { worker, base, lines, echo, publisher, reply };
   }
 
   it('serves /metrics on the health port as Prometheus text, with a counter moving as the API adds to it', async () => {
@@ -122,6 +143,77 @@ describe('telemetry of a running worker on RabbitMQ', () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(sample(text, 'warren_jobs_received_total')).toBeGreaterThanOrEqual(1);
     expect(text).toMatch(/^warren_jobs_finished_total\{/m);
+  });
+
+  it('counts jobs on /metrics by outcome as they succeed, retry and dead-letter', async () => {
+    telemetry = startTelemetry({ prometheus: true });
+    const { base, echo, publisher, worker } = await startWorker({
+      retry: { maxAttempts: 2, initialDelayMs: 50 },
+    });
+    const scrape = async () => (await fetch(`${base}/metrics`)).text();
+    const finished = (text: string, outcome: string) =>
+      sample(text, 'warren_jobs_finished_total', `warren_outcome="${outcome}"`) ?? 0;
+    const before = await scrape();
+
+    await echo('fine');
+    await publisher.publish({
+      modelType: 'echo',
+      tenant: 'acme',
+      input: { text: 'doomed', failWith: 'always' },
+    });
+    const counts = () => worker.consumers[0]!.consumer.counts;
+    await waitFor(() => counts().deadLettered === 1, 'the dead letter');
+
+    const after = await scrape();
+    expect(finished(after, 'succeeded') - finished(before, 'succeeded')).toBe(1);
+    expect(finished(after, 'retried') - finished(before, 'retried')).toBe(1);
+    expect(finished(after, 'dead-lettered') - finished(before, 'dead-lettered')).toBe(1);
+    expect(after).toMatch(
+      /warren_jobs_finished_total\{[^}]*warren_outcome="dead-lettered"[^}]*warren_reason="handler-failed"/,
+    );
+  });
+
+  it('is not ready before the handler has loaded its model and its consumer is active', async () => {
+    const prefix = uniquePrefix();
+    cleanUp.push(() => broker.deleteTopology(prefix, 'gated'));
+    const port = await freePort();
+    const gate = setupGate();
+    const starting = Worker.start({
+      config: parseConfig(
+        {
+          topology: { prefix },
+          handlers: [{ module: GATED, prefetch: 2 }],
+          health: { port, host: '127.0.0.1' },
+        },
+        process.cwd(),
+      ),
+      logger: pino({ level: 'silent' }),
+      transport: broker.transport(),
+      env: {},
+    });
+    const probe = async (path: string) => {
+      for (;;) {
+        try {
+          return await fetch(`http://127.0.0.1:${port}${path}`);
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    };
+
+    const loading = await probe('/readyz');
+    expect(loading.status).toBe(503);
+    expect(((await loading.json()) as WorkerHealth).consumers[0]).toMatchObject({
+      id: 'gated',
+      state: 'starting',
+    });
+    // Loading a model is not being dead.
+    expect((await probe('/livez')).status).toBe(200);
+
+    gate.open();
+    const worker = await starting;
+    cleanUp.push(async () => void (await worker.stop()));
+    expect((await probe('/readyz')).status).toBe(200);
   });
 
   it('answers /metrics with 404 when the worker was given no metrics', async () => {
