@@ -1,26 +1,21 @@
-import { AmqpTransport, redactUrl } from '@warren/amqp';
 import {
   type ChildHealth,
   type ChildSpec,
-  ConfigError,
   Consumer,
   type ConsumerExit,
-  type DedupeOptions,
   type DedupeStore,
   type InferenceClient,
   instrumentSupervisor,
   instrumentTransport,
-  MemoryDedupeStore,
   Supervisor,
   type Transport,
 } from '@warren/core';
-import { LocalInference, RemoteInference } from '@warren/inference';
-import { RedisDedupeStore } from '@warren/redis';
+import { LocalInference } from '@warren/inference';
 import type { PrometheusMetrics } from '@warren/telemetry';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { type HealthServer, serveHealth } from './health-server.ts';
-import { type LoadedHandler, loadHandler } from './plugins.ts';
+import { createDedupe, createInference, createTransport, loadHandlers } from './resources.ts';
 import { createVerifier } from './signing.ts';
 
 export interface WorkerOptions {
@@ -334,90 +329,4 @@ export class Worker {
     await this.#inference?.close();
     await this.#dedupeStore?.close();
   }
-}
-
-async function loadHandlers(config: WorkerConfig): Promise<LoadedHandler[]> {
-  const loaded = await Promise.all(
-    config.handlers.map((entry, index) => loadHandler(entry.module, index, entry.options)),
-  );
-  const seen = new Map<string, number>();
-  for (const [index, { handler }] of loaded.entries()) {
-    const first = seen.get(handler.name);
-    if (first !== undefined) {
-      throw new ConfigError(
-        `config.handlers[${index}]: handler name ${handler.name} is already used by config.handlers[${first}]`,
-      );
-    }
-    seen.set(handler.name, index);
-  }
-  return loaded;
-}
-
-function createDedupe(
-  config: WorkerConfig,
-  env: Record<string, string | undefined>,
-  injected: DedupeStore | undefined,
-): DedupeOptions | undefined {
-  const { store, redisUrlEnv, leaseMs, ttlMs } = config.dedupe;
-  if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
-  if (store === 'none') return undefined;
-  if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
-  const url = env[redisUrlEnv] ?? 'redis://127.0.0.1:6379';
-  return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
-}
-
-function createTransport(
-  config: WorkerConfig,
-  env: WorkerOptions['env'] & object,
-  logger: Logger,
-): Transport {
-  const url = env.AMQP_URL ?? config.broker.url;
-  logger.info({ broker: redactUrl(url) }, 'broker selected');
-  const { connectionName, heartbeatSeconds, connectTimeoutMs, recovery, publishBuffer } =
-    config.broker;
-  return new AmqpTransport({
-    url,
-    logger,
-    connectionName: connectionName ?? 'warren-worker',
-    heartbeatSeconds,
-    connectTimeoutMs,
-    recovery,
-    publishBuffer,
-  });
-}
-
-function createInference(
-  config: WorkerConfig,
-  env: WorkerOptions['env'] & object,
-  logger: Logger,
-): InferenceClient {
-  const { use, local, remote } = config.inference;
-  if (use === 'remote') {
-    const accessToken =
-      remote.accessTokenEnv === undefined ? undefined : env[remote.accessTokenEnv];
-    if (remote.accessTokenEnv !== undefined && accessToken === undefined) {
-      throw new ConfigError(
-        `config.inference.remote.accessTokenEnv: expected environment variable ${remote.accessTokenEnv} to be set, found it unset`,
-      );
-    }
-    return new RemoteInference({
-      logger,
-      ...(remote.endpointUrl === undefined ? {} : { endpointUrl: remote.endpointUrl }),
-      ...(remote.provider === undefined ? {} : { provider: remote.provider }),
-      ...(accessToken === undefined ? {} : { accessToken }),
-    });
-  }
-  return new LocalInference({
-    logger,
-    dtype: local.dtype,
-    onTooLong: local.onTooLong,
-    ...(local.modelPath === undefined ? {} : { localModelPath: local.modelPath }),
-    ...(local.allowRemoteModels === undefined
-      ? {}
-      : { allowRemoteModels: local.allowRemoteModels }),
-    ...(local.cacheDir === undefined ? {} : { cacheDir: local.cacheDir }),
-    ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
-    ...(local.thread === undefined ? {} : { thread: local.thread }),
-    ...(local.intraOpThreads === undefined ? {} : { intraOpThreads: local.intraOpThreads }),
-  });
 }

@@ -1,0 +1,101 @@
+import { AmqpTransport, redactUrl } from '@warren/amqp';
+import {
+  ConfigError,
+  type DedupeOptions,
+  type DedupeStore,
+  type InferenceClient,
+  MemoryDedupeStore,
+  type Transport,
+} from '@warren/core';
+import { LocalInference, RemoteInference } from '@warren/inference';
+import { RedisDedupeStore } from '@warren/redis';
+import type { Logger } from 'pino';
+import type { WorkerConfig } from './config.ts';
+import { type LoadedHandler, loadHandler } from './plugins.ts';
+
+// What a worker is made of, built from its config: plugins, transport, inference, dedupe.
+
+/** Where environment variables are read from. */
+export type Environment = Record<string, string | undefined>;
+
+export async function loadHandlers(config: WorkerConfig): Promise<LoadedHandler[]> {
+  const loaded = await Promise.all(
+    config.handlers.map((entry, index) => loadHandler(entry.module, index, entry.options)),
+  );
+  const seen = new Map<string, number>();
+  for (const [index, { handler }] of loaded.entries()) {
+    const first = seen.get(handler.name);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `config.handlers[${index}]: handler name ${handler.name} is already used by config.handlers[${first}]`,
+      );
+    }
+    seen.set(handler.name, index);
+  }
+  return loaded;
+}
+
+export function createDedupe(
+  config: WorkerConfig,
+  env: Record<string, string | undefined>,
+  injected: DedupeStore | undefined,
+): DedupeOptions | undefined {
+  const { store, redisUrlEnv, leaseMs, ttlMs } = config.dedupe;
+  if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
+  if (store === 'none') return undefined;
+  if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
+  const url = env[redisUrlEnv] ?? 'redis://127.0.0.1:6379';
+  return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
+}
+
+export function createTransport(config: WorkerConfig, env: Environment, logger: Logger): Transport {
+  const url = env.AMQP_URL ?? config.broker.url;
+  logger.info({ broker: redactUrl(url) }, 'broker selected');
+  const { connectionName, heartbeatSeconds, connectTimeoutMs, recovery, publishBuffer } =
+    config.broker;
+  return new AmqpTransport({
+    url,
+    logger,
+    connectionName: connectionName ?? 'warren-worker',
+    heartbeatSeconds,
+    connectTimeoutMs,
+    recovery,
+    publishBuffer,
+  });
+}
+
+export function createInference(
+  config: WorkerConfig,
+  env: Environment,
+  logger: Logger,
+): InferenceClient {
+  const { use, local, remote } = config.inference;
+  if (use === 'remote') {
+    const accessToken =
+      remote.accessTokenEnv === undefined ? undefined : env[remote.accessTokenEnv];
+    if (remote.accessTokenEnv !== undefined && accessToken === undefined) {
+      throw new ConfigError(
+        `config.inference.remote.accessTokenEnv: expected environment variable ${remote.accessTokenEnv} to be set, found it unset`,
+      );
+    }
+    return new RemoteInference({
+      logger,
+      ...(remote.endpointUrl === undefined ? {} : { endpointUrl: remote.endpointUrl }),
+      ...(remote.provider === undefined ? {} : { provider: remote.provider }),
+      ...(accessToken === undefined ? {} : { accessToken }),
+    });
+  }
+  return new LocalInference({
+    logger,
+    dtype: local.dtype,
+    onTooLong: local.onTooLong,
+    ...(local.modelPath === undefined ? {} : { localModelPath: local.modelPath }),
+    ...(local.allowRemoteModels === undefined
+      ? {}
+      : { allowRemoteModels: local.allowRemoteModels }),
+    ...(local.cacheDir === undefined ? {} : { cacheDir: local.cacheDir }),
+    ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
+    ...(local.thread === undefined ? {} : { thread: local.thread }),
+    ...(local.intraOpThreads === undefined ? {} : { intraOpThreads: local.intraOpThreads }),
+  });
+}
