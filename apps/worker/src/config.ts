@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_RECOVERY } from '@warren/amqp';
-import { ConfigError, describeIssues } from '@warren/core';
+import { ConfigError, DEFAULT_RESTART_BACKOFF, describeIssues } from '@warren/core';
 import { ALGORITHMS, DEFAULT_REPLAY_MAX_ENTRIES, DEFAULT_WINDOW_MS } from '@warren/security';
 import { z } from 'zod';
 
@@ -88,13 +88,22 @@ const brokerRecovery = z
   })
   .partial()
   .strict()
-  .superRefine((recovery, context) => {
-    const initial = recovery.initialDelayMs ?? DEFAULT_RECOVERY.initialDelayMs;
-    const max = recovery.maxDelayMs ?? DEFAULT_RECOVERY.maxDelayMs;
+  .superRefine(delaysInOrder(DEFAULT_RECOVERY));
+
+/**
+ * Checks that a backoff's cap is not below its first delay, naming the field that was set: a
+ * default is not what the operator got wrong.
+ */
+function delaysInOrder(defaults: { initialDelayMs: number; maxDelayMs: number }) {
+  return (
+    delays: { initialDelayMs?: number | undefined; maxDelayMs?: number | undefined },
+    context: z.RefinementCtx,
+  ): void => {
+    const initial = delays.initialDelayMs ?? defaults.initialDelayMs;
+    const max = delays.maxDelayMs ?? defaults.maxDelayMs;
     if (max >= initial) return;
-    // Name the field that was set: a default is not what the operator got wrong.
     context.addIssue(
-      recovery.maxDelayMs === undefined
+      delays.maxDelayMs === undefined
         ? {
             code: 'custom',
             path: ['initialDelayMs'],
@@ -108,7 +117,8 @@ const brokerRecovery = z
             message: `expected at least initialDelayMs (${initial})`,
           },
     );
-  });
+  };
+}
 
 /** Publishes held until the broker confirms them, as during a reconnect. */
 const brokerPublishBuffer = z
@@ -119,7 +129,10 @@ const brokerPublishBuffer = z
 const broker = z
   .object({
     /** Used when AMQP_URL is unset. Put credentials in AMQP_URL, not in this file. */
-    url: z.string().regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' }),
+    url: z
+      .string()
+      .regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' })
+      .default('amqp://127.0.0.1:5672'),
     connectionName: z.string().min(1).optional(),
     /** Asked of the broker; absent, the broker's own (60 s on RabbitMQ). 0 turns them off. */
     heartbeatSeconds: z.int().min(0).max(65_535).optional(),
@@ -220,6 +233,7 @@ export const workerConfigSchema = z
           })
           .partial()
           .strict()
+          .superRefine(delaysInOrder(DEFAULT_RESTART_BACKOFF))
           .default({}),
         /** At most maxRestarts restarts within withinMs; the next crash stops the worker (exit 1). */
         budget: z

@@ -138,7 +138,7 @@ export class Worker {
     const { config, logger } = options;
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
-    const verifier = await createVerifier(config, env);
+    const verifier = await createVerifier(config, env, logger);
     const inference = options.inference ?? createInference(config, env, logger);
     // Its model threads must end for the process to exit cleanly.
     const ownInference =

@@ -35,6 +35,25 @@ describe('the worker config', () => {
     expect(config.shutdown.drainTimeoutMs).toBe(30_000);
   });
 
+  it('lets a broker section tune the connection without naming the URL', () => {
+    const config = parseConfig(
+      { handlers: [{ module: 'x' }], broker: { heartbeatSeconds: 5 } },
+      '/etc/warren',
+    );
+    expect(config.broker).toMatchObject({ url: 'amqp://127.0.0.1:5672', heartbeatSeconds: 5 });
+  });
+
+  it('refuses a restart backoff whose cap is below its first delay, naming the field', () => {
+    expect(
+      configError({
+        handlers: [{ module: 'x' }],
+        supervisor: { backoff: { initialDelayMs: 5_000, maxDelayMs: 100 } },
+      }),
+    ).toBe(
+      'config.supervisor.backoff.maxDelayMs: expected at least initialDelayMs (5000), found 100',
+    );
+  });
+
   it('names the field, what was expected and what was found', () => {
     expect(configError({ handlers: [{ module: 'x', prefetch: 0 }] })).toBe(
       'config.handlers[0].prefetch: expected at least 1, found 0',

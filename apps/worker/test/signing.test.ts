@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker } from '../src/index.ts';
+import { createVerifier } from '../src/signing.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
@@ -228,5 +229,60 @@ describe('signed jobs on a real broker', () => {
       tenant: 'globex',
       queue: `${prefix}.jobs.echo`,
     });
+  });
+});
+
+describe('the signing audit log', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-audit-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('stops the worker at start when it cannot be appended to, naming the path', async () => {
+    const keys = writeKeys(dir);
+    const auditLog = join(dir, 'no-such-folder', 'audit.jsonl');
+    const config = parseConfig(
+      {
+        handlers: [{ module: ECHO }],
+        security: { signing: { keysFile: keys.path, auditLog } },
+      },
+      process.cwd(),
+    );
+    await expect(createVerifier(config, {}, pino({ level: 'silent' }))).rejects.toThrow(
+      `config.security.signing.auditLog ${auditLog}: cannot be appended to`,
+    );
+  });
+
+  it('keeps a refusal a refusal when a write fails later, and says so in the log', async () => {
+    const keys = writeKeys(dir);
+    const auditLog = join(dir, 'audit.jsonl');
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line)) },
+    );
+    const config = parseConfig(
+      { handlers: [{ module: ECHO }], security: { signing: { keysFile: keys.path, auditLog } } },
+      process.cwd(),
+    );
+    const verifier = (await createVerifier(config, {}, logger))!;
+    // The file becomes a folder: appends fail from now on.
+    rmSync(auditLog);
+    mkdirSync(auditLog);
+    const { body, properties } = encodeJob({
+      modelType: 'echo',
+      tenant: 'acme',
+      input: { text: 'x' },
+    });
+    const verdict = await verifier.verify({
+      body,
+      properties,
+      exchange: '',
+      routingKey: 'echo',
+      redelivered: false,
+      deliveryTag: 1,
+      queue: 'q',
+    });
+
+    expect(verdict).toMatchObject({ accepted: false, reason: 'unsigned' });
+    expect(lines.some((line) => line.msg === 'audit log write failed')).toBe(true);
   });
 });
