@@ -2,6 +2,7 @@ import {
   type ChildHealth,
   type ChildSpec,
   Consumer,
+  type ConsumerCounts,
   type ConsumerExit,
   type DedupeStore,
   type InferenceClient,
@@ -65,6 +66,8 @@ export class Worker {
   readonly #supervisor: Supervisor<Consumer>;
   /** Each handler's latest consumer, running or not. */
   readonly #latest: Map<string, Consumer>;
+  /** What each handler's earlier consumers (before a restart) counted. */
+  readonly #earlier: Map<string, ConsumerCounts>;
   /** Since when each handler has had no consuming consumer; absent while it has one. */
   readonly #idleSince: Map<string, number>;
   /** Since when the broker connection has been down; undefined while it is up. */
@@ -84,6 +87,7 @@ export class Worker {
   private constructor(parts: {
     supervisor: Supervisor<Consumer>;
     latest: Map<string, Consumer>;
+    earlier: Map<string, ConsumerCounts>;
     idleSince: Map<string, number>;
     transport: Transport;
     dedupeStore: DedupeStore | undefined;
@@ -93,6 +97,7 @@ export class Worker {
   }) {
     this.#supervisor = parts.supervisor;
     this.#latest = parts.latest;
+    this.#earlier = parts.earlier;
     this.#idleSince = parts.idleSince;
     this.#transport = parts.transport;
     this.#dedupeStore = parts.dedupeStore;
@@ -151,6 +156,8 @@ export class Worker {
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
 
     const latest = new Map<string, Consumer>();
+    // What each handler's consumers did before their latest restart, for the final counts.
+    const earlier = new Map<string, ConsumerCounts>();
     // No handler has a consumer yet: the liveness grace runs from now.
     const startedAt = Date.now();
     const idleSince = new Map(loaded.map(({ handler }) => [handler.name, startedAt]));
@@ -184,6 +191,9 @@ export class Worker {
               consumerTimeoutMs: config.broker.consumerTimeoutMs,
               ...(verifier === undefined ? {} : { verifier }),
             });
+            const previous = latest.get(handler.name);
+            if (previous !== undefined)
+              earlier.set(handler.name, sumCounts(earlier.get(handler.name), previous.counts));
             latest.set(handler.name, consumer);
             await consumer.start();
             idleSince.delete(handler.name);
@@ -211,6 +221,7 @@ export class Worker {
     const worker = new Worker({
       supervisor,
       latest,
+      earlier,
       idleSince,
       transport,
       dedupeStore: ownStore,
@@ -306,7 +317,7 @@ export class Worker {
           outcome === 'timeout'
             ? { state: 'failed' as const, counts: consumer.counts }
             : await consumer.exited;
-        return { handler, ...exit };
+        return { handler, ...exit, counts: sumCounts(this.#earlier.get(handler), exit.counts) };
       }),
     );
     const escalated = outcome !== 'timeout' && outcome.state === 'escalated';
@@ -329,4 +340,12 @@ export class Worker {
     await this.#inference?.close();
     await this.#dedupeStore?.close();
   }
+}
+
+/** Counts of a handler's consumers added up, across restarts. */
+function sumCounts(before: ConsumerCounts | undefined, now: ConsumerCounts): ConsumerCounts {
+  if (before === undefined) return now;
+  const sum = { ...now };
+  for (const key of Object.keys(sum) as Array<keyof ConsumerCounts>) sum[key] += before[key];
+  return sum;
 }

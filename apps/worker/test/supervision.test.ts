@@ -114,6 +114,10 @@ describe.each([
     expect((exit.error as Error).message).toBe('the model folder went away');
     expect(crashes().map((line) => line.restartInMs)).toEqual([200, 400, 400]);
     expect(lines.some((line) => line.msg === 'restart budget spent; escalating')).toBe(true);
+    // The final counts add up every consumer the handler had, not just the last.
+    const countsOf = (handler: string) => exit.consumers.find((c) => c.handler === handler)!.counts;
+    expect(countsOf('model-gone')).toMatchObject({ received: 4, requeued: 4 });
+    expect(countsOf('echo')).toMatchObject({ received: 5, succeeded: 5 });
 
     const bodies = (results: Delivery[]) => results.map((r) => JSON.parse(r.body.toString()));
     expect(bodies(reply.results)).toEqual(echoed.map((text) => ({ echo: text })));
