@@ -4,10 +4,12 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker, type WorkerHealth } from '../src/index.ts';
 import { embedded, rabbitmq, replies, type TestBroker } from './brokers.ts';
+import { crashFirstCalls } from './fixtures/crash-first.ts';
 import { BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const MODEL_GONE = fileURLToPath(new URL('./fixtures/model-gone.ts', import.meta.url));
+const CRASH_FIRST = fileURLToPath(new URL('./fixtures/crash-first.ts', import.meta.url));
 
 /** The worker's log lines, parsed. */
 function capture(lines: Array<Record<string, unknown>>) {
@@ -125,6 +127,46 @@ describe.each([
     // Crashing is not the job's fault: it waits in its queue, neither answered nor dead-lettered.
     expect(await broker.messageCount(`${prefix}.jobs.model-gone`)).toBe(1);
     expect(await broker.messageCount(`${prefix}.dead-letter.model-gone`)).toBe(0);
+  });
+
+  it('never starts the handler of a job that was waiting for a slot when its consumer crashed', async () => {
+    const prefix = uniquePrefix();
+    const { producer, publisher } = await producerFor(prefix, ['crash-first']);
+    const reply = await replies(producer);
+    const config = parseConfig(
+      {
+        topology: { prefix },
+        handlers: [{ module: CRASH_FIRST, prefetch: 4, concurrency: 1 }],
+        supervisor: {
+          backoff: { initialDelayMs: 50, multiplier: 1, maxDelayMs: 50 },
+          budget: { maxRestarts: 20 },
+        },
+      },
+      process.cwd(),
+    );
+    const keys = ['crash', 'a', 'b', 'c'].map((name) => `${name}-${prefix}`);
+    const worker = await Worker.start({
+      config,
+      logger: pino({ level: 'silent' }),
+      transport: broker.transport(),
+      env: {},
+    });
+    cleanUp.push(async () => void (await worker.stop()));
+    for (const [index, key] of keys.entries()) {
+      await publisher.publish({
+        modelType: 'crash-first',
+        tenant: 'acme',
+        input: { key, crash: index === 0 },
+        replyTo: reply.queue,
+      });
+    }
+
+    await waitFor(() => reply.results.length === 3, 'the three good jobs');
+    const calls = crashFirstCalls().filter((key) => keys.includes(key));
+    // Each good job ran once: none was started by the consumer that crashed while it waited.
+    for (const key of keys.slice(1)) expect(calls.filter((call) => call === key)).toHaveLength(1);
+    const answered = reply.results.map((r) => JSON.parse(r.body.toString()).key).sort();
+    expect(answered).toEqual(keys.slice(1).sort());
   });
 
   it('restarts a consumer whose start fails, and takes no job before its setup succeeds', async () => {

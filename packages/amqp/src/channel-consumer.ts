@@ -257,6 +257,8 @@ export class ChannelConsumer {
   #onMessage(line: ConsumerChannel, message: ConsumeMessage | null): void {
     // A channel being given up: closing it returns the message to the queue.
     if (line !== this.#line || !line.open) return;
+    // Cancelled while a reconnect re-consumed: that channel is being closed, which returns it.
+    if (this.#state === 'closed') return;
     if (message === null) {
       this.#onBrokerCancel();
       return;

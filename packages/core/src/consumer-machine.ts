@@ -4,6 +4,7 @@ import { addToBatch, EMPTY_BATCH, type PendingBatch } from './batcher.ts';
 import type { Timer } from './clock.ts';
 import type { BatchOptions } from './handler.ts';
 import { type JobObserver, type JobOutput, runJob } from './job-run.ts';
+import { giveBack } from './job-settle.ts';
 import type { JobDeps, JobOutcome } from './job-steps.ts';
 import type { PrefetchController } from './prefetch-controller.ts';
 import type { Delivery, Subscription } from './transport.ts';
@@ -124,7 +125,7 @@ const subscribe = fromPromise<Subscription, SubscribeInput>(async ({ input }) =>
         return;
       }
       // The consumer has failed and its subscription is being cancelled: give them back.
-      for (const delivery of deliveries) transport.nack(delivery, { requeue: true });
+      for (const delivery of deliveries) giveBack(delivery, input.jobDeps);
     }),
   );
 });
@@ -156,7 +157,24 @@ function inOneEvent<T>(send: (items: T[]) => void): (item: T) => void {
 
 /** Runs a job; its output goes back to the consumer with others that finish alongside it. */
 function startJob(jobId: string, deliveries: readonly Delivery[], context: ConsumerContext): void {
-  runJob(jobId, deliveries, context.jobDeps, context.observeJob).then(context.reportJob);
+  runJob(jobId, deliveries, context.jobDeps, context.observeJob).then(
+    context.reportJob,
+    (error) => {
+      // Only a throwing observer or clock gets here. The job still gives its deliveries back (a
+      // second settle of one is ignored) and reports, or a drain would wait for it in vain.
+      for (const delivery of deliveries)
+        context.jobDeps.transport.nack(delivery, { requeue: true });
+      context.reportJob({
+        jobId,
+        outcomes: deliveries.map((delivery) => ({
+          messageId: delivery.properties.messageId,
+          outcome: 'requeued',
+        })),
+        handleMs: undefined,
+        fault: error,
+      });
+    },
+  );
 }
 
 /** Raises prefetch from 1 to the configured value once fresh jobs arrive after a restart. */
@@ -313,9 +331,8 @@ export const consumerMachine = setup({
      */
     letGo: ({ context }) => {
       context.batchTimer?.cancel();
-      const { transport, logger } = context.jobDeps;
-      for (const delivery of context.pending.deliveries)
-        transport.nack(delivery, { requeue: true });
+      const { logger } = context.jobDeps;
+      for (const delivery of context.pending.deliveries) giveBack(delivery, context.jobDeps);
       context.subscription?.cancel().catch((error: unknown) => {
         logger.warn({ err: error }, 'a failed consumer could not cancel its subscription');
       });

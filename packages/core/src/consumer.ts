@@ -143,6 +143,7 @@ export class Consumer {
           inference: instrumentInference(options.inference),
           logger: this.#logger,
           shutdown: shutdown.signal,
+          onWorkerFault: () => shutdown.abort(),
           draining: draining.signal,
           schedule: (task) => limiter.add(task),
           clock,

@@ -4,7 +4,7 @@ import { deadLetterProperties, retryProperties, withoutBookkeeping } from './fai
 import { type JobDeps, type JobItem, release, remainingMs } from './job-steps.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
-import type { MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
+import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
 
 /**
  * RabbitMQ's direct reply-to pseudo-queue. The broker returns a mandatory publish to it as
@@ -58,6 +58,32 @@ export async function publishItems(items: JobItem[], deps: JobDeps): Promise<voi
         await release(item, deps);
       }
     }),
+  );
+}
+
+/**
+ * Sends a fresh delivery that was never started back to its work queue as a new message, then
+ * acks it: unlike a nack, this neither marks it redelivered nor counts toward the quorum queue's
+ * delivery limit, so a consumer that keeps failing cannot push innocent jobs over it. A
+ * redelivered one is nacked, so that a job that crashes every consumer still meets the limit.
+ * If the publish fails, the delivery is nacked instead: it is not lost.
+ */
+export function giveBack(delivery: Delivery, deps: JobDeps): void {
+  if (delivery.redelivered) {
+    // It has been out before (perhaps it is what crashes consumers): let the limit count it.
+    deps.transport.nack(delivery, { requeue: true });
+    return;
+  }
+  const target = { exchange: '', routingKey: deps.topology.queue };
+  deps.transport.publish(target, delivery.body, withoutBookkeeping(delivery.properties)).then(
+    () => deps.transport.ack(delivery),
+    (error: unknown) => {
+      deps.logger.warn(
+        { err: error, messageId: delivery.properties.messageId },
+        'give-back failed; nacked',
+      );
+      deps.transport.nack(delivery, { requeue: true });
+    },
   );
 }
 

@@ -12,7 +12,7 @@ import {
   type PublishError,
   SchemaViolationError,
   toWarrenError,
-  type WarrenError,
+  WarrenError,
 } from './errors.ts';
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
@@ -86,8 +86,16 @@ export interface JobDeps {
   topology: QueueTopology;
   inference: InferenceClient;
   logger: Logger;
-  /** Aborts when the worker's drain deadline passes: running handlers are abandoned. */
+  /**
+   * Aborts when the worker's drain deadline passes, or when the consumer fails: running handlers
+   * are abandoned.
+   */
   shutdown: AbortSignal;
+  /**
+   * Called the moment a handler fails with a worker fault (fate `crash`): aborts `shutdown` at
+   * once, before the consumer has heard, so that no job waiting for a slot starts meanwhile.
+   */
+  onWorkerFault?(): void;
   /** Aborts when draining starts: jobs not yet started go back to the queue. */
   draining: AbortSignal;
   /** Runs a handler call within the consumer's concurrency limit. */
@@ -257,14 +265,20 @@ async function runGuarded(
   try {
     const outputs = await deps.schedule(async () => {
       // Waiting for a slot is not a start: a job still waiting when draining begins goes back.
-      if (deps.draining.aborted) throw NOT_STARTED;
+      // Nor is it once the consumer failed: its handler must not start outside the limit.
+      if (deps.draining.aborted || deps.shutdown.aborted) throw NOT_STARTED;
       started = performance.now();
       handling = deps.telemetry?.handlerStarted(group[0]!.item, group.length);
       // Inside the handler span's context, the handler sees the job's baggage and its own spans
       // (and its inference calls') nest under it.
       const running =
         handling === undefined ? call(signal) : runInContext(handling.context, () => call(signal));
-      const outputs = await untilAborted(running, signal);
+      const outputs = await untilAborted(running, signal).catch((error: unknown) => {
+        // A worker fault stops the consumer's other jobs now, inside this slot: once it is
+        // free, the next waiting job would start before the consumer has heard of the fault.
+        if (error instanceof WarrenError && error.fate === 'crash') deps.onWorkerFault?.();
+        throw error;
+      });
       const handleMs = performance.now() - started;
       for (const { item } of group) item.handleMs = handleMs;
       return outputs;
@@ -301,7 +315,10 @@ function settleOutput(item: JobItem, output: unknown): void {
 type Expiry = 'deadline' | 'consumer-timeout';
 
 function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, deps: JobDeps): void {
-  if (error === NOT_STARTED || deps.shutdown.aborted) item.interrupted = true;
+  // A worker fault stays one even though it aborted the shutdown signal itself.
+  const fault = error instanceof WarrenError && error.fate === 'crash';
+  if (error === NOT_STARTED || (deps.shutdown.aborted && !fault)) item.interrupted = true;
+  else if (fault) item.failure = error;
   else if (expired === 'deadline') {
     item.failure = new DeadlineExceededError('deadline passed while the handler ran', {
       cause: error,
