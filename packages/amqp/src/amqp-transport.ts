@@ -326,6 +326,13 @@ export class AmqpTransport implements Transport {
 
   /** Declares every topology again, reopens the publish channel and resumes each consumer. */
   async #restore(connection: ChannelModel): Promise<void> {
+    // An attempt given up on (timed out, or stopped by close()) may still be running here: it
+    // must not hand the publisher or a consumer a connection that is being closed.
+    const stale = () => this.#connection !== connection || this.#state === 'closed';
+    const giveUpIfStale = () => {
+      if (stale())
+        throw this.#lostBecause ?? new Error('the connection was replaced as it was restored');
+    };
     for (const topology of this.#topologies.values()) {
       try {
         await declareTopology(connection, topology);
@@ -335,8 +342,10 @@ export class AmqpTransport implements Transport {
         this.#logger.warn(detail, 'topology not declared again after reconnecting');
       }
     }
+    giveUpIfStale();
     await this.#publisher.attach(connection);
     for (const consumer of [...this.#consumers]) {
+      giveUpIfStale();
       try {
         await consumer.resume(connection);
       } catch (error) {
