@@ -1,7 +1,8 @@
 import type PQueue from 'p-queue';
-import { type ActorRefFrom, assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { type ActorRefFrom, assign, enqueueActions, setup } from 'xstate';
 import { addToBatch, EMPTY_BATCH, type PendingBatch } from './batcher.ts';
 import type { Timer } from './clock.ts';
+import { inOneEvent, subscribe, unsubscribe } from './consumer-subscription.ts';
 import type { BatchOptions } from './handler.ts';
 import { type JobObserver, type JobOutput, runJob } from './job-run.ts';
 import { giveBack } from './job-settle.ts';
@@ -99,60 +100,6 @@ interface ConsumerContext extends ConsumerMachineInput {
   /** Hands a finished job's output back to the machine (see {@link inOneEvent}). */
   reportJob: (output: JobOutput) => void;
   error?: unknown;
-}
-
-type SubscribeInput = Pick<ConsumerContext, 'jobDeps' | 'prefetch'> & {
-  self: { send(event: ConsumerEvent): void; getSnapshot(): { status: string } };
-};
-
-/**
- * Connects, declares the model type's topology and subscribes with prefetch set. Each
- * delivery, and a broker-side cancel, comes back to the machine as an event.
- */
-const subscribe = fromPromise<Subscription, SubscribeInput>(async ({ input }) => {
-  const { transport, topology } = input.jobDeps;
-  await transport.connect();
-  await transport.declare(topology);
-  return transport.consume(
-    topology.queue,
-    {
-      prefetch: 1,
-      onCancel: (reason) => input.self.send({ type: 'warren.consumer.cancelled', reason }),
-    },
-    inOneEvent((deliveries: Delivery[]) => {
-      if (input.self.getSnapshot().status === 'active') {
-        input.self.send({ type: 'warren.deliveries.received', deliveries });
-        return;
-      }
-      // The consumer has failed and its subscription is being cancelled: give them back.
-      for (const delivery of deliveries) giveBack(delivery, input.jobDeps);
-    }),
-  );
-});
-
-const unsubscribe = fromPromise<void, { subscription: Subscription | undefined }>(({ input }) =>
-  input.subscription === undefined ? Promise.resolve() : input.subscription.cancel(),
-);
-
-/**
- * Gathers what arrives within one turn of the event loop (until its microtasks run) and passes
- * it on as one list: a consumer takes one event per socket read or per burst of confirms, not
- * one per message, which halves what the runtime costs per job.
- */
-function inOneEvent<T>(send: (items: T[]) => void): (item: T) => void {
-  let gathered: T[] | undefined;
-  return (item) => {
-    if (gathered !== undefined) {
-      gathered.push(item);
-      return;
-    }
-    gathered = [item];
-    queueMicrotask(() => {
-      const items = gathered!;
-      gathered = undefined;
-      send(items);
-    });
-  };
 }
 
 /** Runs a job; its output goes back to the consumer with others that finish alongside it. */
@@ -381,11 +328,7 @@ export const consumerMachine = setup({
       },
       invoke: {
         src: 'subscribe',
-        input: ({ context, self }) => ({
-          jobDeps: context.jobDeps,
-          prefetch: context.prefetch,
-          self,
-        }),
+        input: ({ context, self }) => ({ jobDeps: context.jobDeps, self }),
         onDone: [
           {
             guard: 'stopRequested',

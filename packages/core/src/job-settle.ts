@@ -1,7 +1,8 @@
 import { resultProperties } from './envelope.ts';
 import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
-import { type JobDeps, type JobItem, release, remainingMs } from './job-steps.ts';
+import { release, remainingMs } from './job-admission.ts';
+import type { JobDeps, JobItem } from './job-steps.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
 import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';

@@ -16,6 +16,7 @@ import {
 } from './errors.ts';
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
+import { type Prepared, prepare, release } from './job-admission.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { JobVerifier } from './signing.ts';
 import { runInContext } from './trace-propagation.ts';
@@ -174,55 +175,6 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void
       ),
     );
   }
-}
-
-/**
- * An item cleared to run, with the time left before its deadline and before the broker's
- * consumer timeout (each undefined when there is none).
- */
-interface Prepared {
-  item: JobItem;
-  remaining: number | undefined;
-  timeoutLeft: number | undefined;
-}
-
-/** Checks the deadline and claims the job; undefined when it must not run here now. */
-async function prepare(item: JobItem, deps: JobDeps): Promise<Prepared | undefined> {
-  const envelope = item.envelope!;
-  const remaining = remainingMs(envelope, deps);
-  if (remaining !== undefined && remaining <= 0) {
-    item.failure = new DeadlineExceededError(
-      `deadline ${new Date(envelope.deadline!).toISOString()} passed before handling`,
-    );
-    return undefined;
-  }
-  const timeoutLeft = consumerTimeLeft(item, deps);
-  if (remaining !== undefined && timeoutLeft !== undefined && remaining > timeoutLeft) {
-    // Running until its deadline would outlast the delivery: refused now, not cut off later.
-    item.failure = new ConsumerTimeoutError(
-      `deadline ${new Date(envelope.deadline!).toISOString()} is beyond the ` +
-        `${deps.consumerTimeoutMs} ms the broker allows a delivery unacked (consumer timeout): ` +
-        'set a nearer deadline, or raise consumer_timeout',
-    );
-    return undefined;
-  }
-  return (await claim(item, remaining, deps)) ? { item, remaining, timeoutLeft } : undefined;
-}
-
-/**
- * The share of the broker's consumer timeout kept back from handlers, so that a job is stopped
- * and settled before the broker closes its channel: a tenth, at most a minute.
- */
-export function consumerTimeoutMargin(timeoutMs: number): number {
-  return Math.min(60_000, timeoutMs / 10);
-}
-
-/** How long the item may still run before the broker's consumer timeout, less the margin. */
-function consumerTimeLeft(item: JobItem, deps: JobDeps): number | undefined {
-  const timeout = deps.consumerTimeoutMs;
-  if (timeout === undefined) return undefined;
-  const held = deps.clock.now() - item.receivedAt;
-  return timeout - consumerTimeoutMargin(timeout) - held;
 }
 
 /**
@@ -385,47 +337,6 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-/** Time left before the job's deadline (with the skew allowance), or undefined for none. */
-export function remainingMs(envelope: JobEnvelope, deps: JobDeps): number | undefined {
-  if (envelope.deadline === undefined) return undefined;
-  return envelope.deadline + deps.deadlines.skewMs - deps.clock.now();
-}
-
-/**
- * Claims the job in the dedupe store; false when it must not run here now. The claim lasts
- * until the job's deadline (the handler cannot run past it), else for the configured lease.
- */
-async function claim(
-  item: JobItem,
-  remaining: number | undefined,
-  deps: JobDeps,
-): Promise<boolean> {
-  if (deps.dedupe === undefined) return true;
-  const messageId = item.envelope!.messageId;
-  const leaseMs = remaining === undefined ? deps.dedupe.leaseMs : Math.max(1, Math.ceil(remaining));
-  try {
-    const state = await deps.dedupe.store.claim(messageId, leaseMs);
-    if (state === 'done') item.duplicate = true;
-    else if (state === 'in-progress') item.deferred = true;
-    else item.claimed = true;
-  } catch (error) {
-    // Without the store, running could duplicate a result: the job waits and tries again.
-    deps.logger.warn({ messageId, err: error }, 'dedupe store unavailable; job deferred');
-    item.deferred = true;
-  }
-  return item.claimed === true;
-}
-
-/** Gives up this worker's claim on the job, so that a retry or a replay can run it. */
-export async function release(item: JobItem, deps: JobDeps): Promise<void> {
-  if (!item.claimed || deps.dedupe === undefined) return;
-  item.claimed = false;
-  const messageId = item.envelope!.messageId;
-  await deps.dedupe.store.release(messageId).catch((error: unknown) => {
-    deps.logger.warn({ messageId, err: error }, 'dedupe release failed');
   });
 }
 
