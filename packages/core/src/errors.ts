@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'WARREN_HANDLER_FAILED',
   'WARREN_JOB_REJECTED',
   'WARREN_SIGNATURE_INVALID',
+  'WARREN_FORBIDDEN',
+  'WARREN_IDENTITY_REFUSED',
   'WARREN_INVALID_RESULT',
   'WARREN_DEADLINE_EXCEEDED',
   'WARREN_CONSUMER_TIMEOUT',
@@ -107,6 +109,57 @@ export class SignatureRefusedError extends WarrenError {
 
   constructor(
     readonly reason: SignatureRefusal,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Why a job was refused for clearance; written to `x-warren-reason`. */
+export type ForbiddenReason = 'scope-not-cleared' | 'tenant-not-cleared' | 'producer-not-allowed';
+
+/**
+ * The consumer is not cleared for the job: its scope or tenant lies outside the handler's
+ * clearance, or the account that published it (the broker-validated `user_id`) is not among the
+ * producers allowed for its scope. The job is never handled; it is dead-lettered and audited.
+ */
+export class ForbiddenError extends WarrenError {
+  readonly code = 'WARREN_FORBIDDEN';
+  readonly fate = 'dead-letter';
+
+  constructor(
+    readonly reason: ForbiddenReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Why an identity could not be turned into a job's tenant, scope and routing key. */
+export type IdentityRefusal =
+  | 'malformed'
+  | 'bad-signature'
+  | 'unknown-key'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'wrong-issuer'
+  | 'wrong-audience'
+  | 'untrusted'
+  | 'no-rule'
+  | 'jwks-unavailable';
+
+/**
+ * Producer side: an identity (an OIDC token, an AWS IAM principal) was not accepted, or no rule
+ * maps it to a tenant and scope. Nothing is published; the caller answers 401 or 403.
+ */
+export class IdentityRefusedError extends WarrenError {
+  readonly code = 'WARREN_IDENTITY_REFUSED';
+  readonly fate = 'dead-letter';
+
+  constructor(
+    readonly reason: IdentityRefusal,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,5 +1,10 @@
 import { HEADERS, optionalInteger } from './envelope.ts';
-import { MalformedMessageError, SignatureRefusedError, type WarrenError } from './errors.ts';
+import {
+  ForbiddenError,
+  MalformedMessageError,
+  SignatureRefusedError,
+  type WarrenError,
+} from './errors.ts';
 import type { Delivery, HeaderValue, MessageProperties } from './transport.ts';
 
 const MAX_ERROR_MESSAGE = 512;
@@ -106,7 +111,11 @@ const REASONS: Partial<Record<WarrenError['code'], string>> = {
 
 /** The short reason written to `x-warren-reason`. */
 export function reasonFor(error: WarrenError): string {
-  if (error instanceof MalformedMessageError || error instanceof SignatureRefusedError) {
+  if (
+    error instanceof MalformedMessageError ||
+    error instanceof SignatureRefusedError ||
+    error instanceof ForbiddenError
+  ) {
     return error.reason;
   }
   return (

@@ -25,7 +25,14 @@ export {
   RESULT_TYPE,
   resultProperties,
 } from './envelope.ts';
-export type { ErrorCode, Fate, MalformedReason, SignatureRefusal } from './errors.ts';
+export type {
+  ErrorCode,
+  Fate,
+  ForbiddenReason,
+  IdentityRefusal,
+  MalformedReason,
+  SignatureRefusal,
+} from './errors.ts';
 export {
   BrokerUnreachableError,
   ConfigError,
@@ -33,7 +40,9 @@ export {
   DeadlineExceededError,
   describeThrown,
   ERROR_CODES,
+  ForbiddenError,
   HandlerError,
+  IdentityRefusedError,
   IllegalStateError,
   InferenceError,
   InputTooLongError,
