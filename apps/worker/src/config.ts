@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_RECOVERY } from '@warren/amqp';
-import { ConfigError, DEFAULT_RESTART_BACKOFF, describeIssues } from '@warren/core';
+import { ConfigError, DEFAULT_RESTART_BACKOFF, describeIssues, SCOPE_PATTERN } from '@warren/core';
 import { ALGORITHMS, DEFAULT_REPLAY_MAX_ENTRIES, DEFAULT_WINDOW_MS } from '@warren/security';
 import { z } from 'zod';
 
@@ -45,6 +45,19 @@ const handlerEntry = z
       .strict()
       .optional(),
     options: z.unknown().optional(),
+    /**
+     * Narrows the handler's own clearance (scopes, tenants) and names, by scope, the broker
+     * accounts allowed to publish its jobs. It cannot add a scope or tenant the handler lacks.
+     */
+    clearance: z
+      .object({
+        scopes: z.array(z.string().regex(SCOPE_PATTERN)).min(1),
+        tenants: z.array(z.string().min(1)).min(1),
+        producers: z.record(z.string().regex(SCOPE_PATTERN), z.array(z.string().min(1)).min(1)),
+      })
+      .partial()
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -176,8 +189,6 @@ const signing = z
       .default(DEFAULT_WINDOW_MS),
     /** Message ids remembered against replays, in this worker's memory. */
     replayMaxEntries: z.int().min(1).max(10_000_000).default(DEFAULT_REPLAY_MAX_ENTRIES),
-    /** Append-only JSON-lines file with one line per refused job; relative to the config file. */
-    auditLog: z.string().min(1).optional(),
   })
   .strict()
   .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
@@ -258,7 +269,23 @@ export const workerConfigSchema = z
       .object({ drainTimeoutMs: z.int().min(0).max(3_600_000).default(30_000) })
       .strict()
       .default({ drainTimeoutMs: 30_000 }),
-    security: z.object({ signing: signing.optional() }).strict().default({}),
+    security: z
+      .object({
+        signing: signing.optional(),
+        /**
+         * Append-only JSON-lines audit log (docs/security.md#audit): one line per admission
+         * decision, publish and credential change; relative to the config file.
+         */
+        auditLog: z.string().min(1).optional(),
+        /**
+         * The broker accounts of this fleet's workers, whose republished jobs (retries,
+         * deferrals) are believed about their attempt and original producer. Default: the
+         * account this worker connects as.
+         */
+        relays: z.array(z.string().min(1)).min(1).optional(),
+      })
+      .strict()
+      .default({}),
     log: z
       .object({
         level: z
@@ -313,7 +340,9 @@ export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
   if (local.cacheDir !== undefined) local.cacheDir = resolve(baseDir, local.cacheDir);
   const { signing } = config.security;
   if (signing?.keysFile !== undefined) signing.keysFile = resolve(baseDir, signing.keysFile);
-  if (signing?.auditLog !== undefined) signing.auditLog = resolve(baseDir, signing.auditLog);
+  if (config.security.auditLog !== undefined) {
+    config.security.auditLog = resolve(baseDir, config.security.auditLog);
+  }
   return config;
 }
 

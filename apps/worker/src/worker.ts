@@ -14,6 +14,8 @@ import {
 import { LocalInference } from '@warren/inference';
 import type { PrometheusMetrics } from '@warren/telemetry';
 import type { Logger } from 'pino';
+import { openAuditLog } from './audit.ts';
+import { clearanceFor, relayFor } from './clearance.ts';
 import type { WorkerConfig } from './config.ts';
 import { type HealthServer, serveHealth } from './health-server.ts';
 import { createDedupe, createInference, createTransport, loadHandlers } from './resources.ts';
@@ -143,7 +145,9 @@ export class Worker {
     const { config, logger } = options;
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
-    const verifier = await createVerifier(config, env, logger);
+    const relay = relayFor(config);
+    const verifier = await createVerifier(config, env, relay.trusted ?? []);
+    const audit = openAuditLog(config, logger);
     const inference = options.inference ?? createInference(config, env, logger);
     // Its model threads must end for the process to exit cleanly.
     const ownInference =
@@ -158,21 +162,44 @@ export class Worker {
     const latest = new Map<string, Consumer>();
     // What each handler's consumers did before their latest restart, for the final counts.
     const earlier = new Map<string, ConsumerCounts>();
+    // One consumer per handler and cleared scope: each scope has a queue of its own.
+    const consumed = loaded.flatMap((plugin, index) => {
+      const clearance = clearanceFor(plugin.handler, config.handlers[index]!, index);
+      const setup = once(() =>
+        plugin.handler.setup?.({
+          logger: logger.child({ handler: plugin.handler.name }),
+          inference,
+          options: plugin.options,
+        }),
+      );
+      return clearance.scopes.map((scope) => ({
+        ...plugin,
+        entry: config.handlers[index]!,
+        clearance,
+        scope,
+        setup,
+        // A handler with one scope keeps its own name; with several, each consumer is told apart.
+        id: clearance.scopes.length === 1 ? plugin.handler.name : `${plugin.handler.name}@${scope}`,
+      }));
+    });
     // No handler has a consumer yet: the liveness grace runs from now.
     const startedAt = Date.now();
-    const idleSince = new Map(loaded.map(({ handler }) => [handler.name, startedAt]));
-    const children = loaded.map(
-      ({ handler, options: handlerOptions }, index): ChildSpec<Consumer> => {
-        const entry = config.handlers[index]!;
+    const idleSince = new Map(consumed.map(({ id }) => [id, startedAt]));
+    const children = consumed.map(
+      ({
+        handler,
+        options: handlerOptions,
+        entry,
+        clearance,
+        scope,
+        setup,
+        id,
+      }): ChildSpec<Consumer> => {
         const handlerLogger = logger.child({ handler: handler.name });
-        let setUp = false;
         return {
-          id: handler.name,
+          id,
           start: async () => {
-            if (!setUp) {
-              await handler.setup?.({ logger: handlerLogger, inference, options: handlerOptions });
-              setUp = true;
-            }
+            await setup();
             const consumer = new Consumer({
               handler,
               handlerOptions,
@@ -189,23 +216,23 @@ export class Worker {
               deadlines: config.deadlines,
               dedupe,
               consumerTimeoutMs: config.broker.consumerTimeoutMs,
+              clearance,
+              scope,
+              relay,
               ...(verifier === undefined ? {} : { verifier }),
+              ...(audit === undefined ? {} : { audit }),
             });
-            const previous = latest.get(handler.name);
+            const previous = latest.get(id);
             if (previous !== undefined)
-              earlier.set(handler.name, sumCounts(earlier.get(handler.name), previous.counts));
-            latest.set(handler.name, consumer);
+              earlier.set(id, sumCounts(earlier.get(id), previous.counts));
+            latest.set(id, consumer);
             await consumer.start();
-            idleSince.delete(handler.name);
+            idleSince.delete(id);
             void consumer.exited.then(() => {
-              if (!idleSince.has(handler.name)) idleSince.set(handler.name, Date.now());
+              if (!idleSince.has(id)) idleSince.set(id, Date.now());
             });
             handlerLogger.info(
-              {
-                modelType: handler.modelType,
-                prefetch: entry.prefetch,
-                queue: `${config.topology.prefix}.jobs.${handler.modelType}`,
-              },
+              { modelType: handler.modelType, prefetch: entry.prefetch, queue: consumer.queue },
               'consumer started',
             );
             return consumer;
@@ -348,4 +375,16 @@ function sumCounts(before: ConsumerCounts | undefined, now: ConsumerCounts): Con
   const sum = { ...now };
   for (const key of Object.keys(sum) as Array<keyof ConsumerCounts>) sum[key] += before[key];
   return sum;
+}
+
+/** Runs `task` the first time it is called; later calls wait for that run, or run it again if it failed. */
+function once(task: () => Promise<void> | undefined): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= Promise.resolve(task()).catch((error: unknown) => {
+      done = undefined;
+      throw error;
+    });
+    return done;
+  };
 }

@@ -9,8 +9,8 @@ import { createSigner, KeySet, type SigningKey, signatureHeaders } from '@warren
 import type { ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAuditLog } from '../src/audit.ts';
 import { parseConfig, Worker } from '../src/index.ts';
-import { createVerifier } from '../src/signing.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
@@ -139,7 +139,8 @@ describe('signed jobs on a real broker', () => {
         topology: { prefix },
         handlers: [{ module: ECHO, prefetch: 4 }],
         security: {
-          signing: { keysFile: keys.path, windowMs: 5 * 60_000, auditLog: auditPath },
+          signing: { keysFile: keys.path, windowMs: 5 * 60_000 },
+          auditLog: auditPath,
         },
       },
       process.cwd(),
@@ -211,7 +212,7 @@ describe('signed jobs on a real broker', () => {
     );
   });
 
-  it('counts three jobs handled and six refused, and writes one audit line per refusal', async () => {
+  it('counts three jobs handled and six refused, and audits each decision and publish', async () => {
     const counts = () => worker.consumers[0]!.consumer.counts;
     await waitFor(() => counts().deadLettered === 6, 'the refusals to be acked');
     expect(counts()).toMatchObject({ received: 9, succeeded: 3, deadLettered: 6, retried: 0 });
@@ -220,9 +221,24 @@ describe('signed jobs on a real broker', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    expect(lines).toHaveLength(6);
+    const admissions = lines.filter((line) => line.event === 'warren.job.admitted');
+    // One line per delivery's decision: three accepted, six refused (the replay among them).
+    expect(admissions).toHaveLength(9);
+    expect(admissions.filter((line) => line.decision === 'refused')).toHaveLength(6);
+    expect(admissions.find((line) => line.messageId === 'valid-new-ed25519')).toMatchObject({
+      decision: 'accepted',
+      identity: 'key:new-ed25519',
+      tenant: 'acme',
+      scope: 'public',
+    });
+    // And one per publish the worker made for them: three results, six dead letters.
+    const publishes = lines.filter((line) => line.event === 'warren.job.published');
+    expect(publishes.map((line) => line.action).sort()).toEqual([
+      ...Array(6).fill('dead-letter'),
+      ...Array(3).fill('result'),
+    ]);
     expect(lines.find((line) => line.messageId === 'tampered-tenant')).toMatchObject({
-      event: 'warren.job.verified',
+      event: 'warren.job.admitted',
       decision: 'refused',
       reason: 'bad-signature',
       identity: 'key:old-hmac',
@@ -232,27 +248,22 @@ describe('signed jobs on a real broker', () => {
   });
 });
 
-describe('the signing audit log', () => {
+describe('the audit log', () => {
   const dir = mkdtempSync(join(tmpdir(), 'warren-audit-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('stops the worker at start when it cannot be appended to, naming the path', async () => {
-    const keys = writeKeys(dir);
+  it('stops the worker at start when it cannot be appended to, naming the path', () => {
     const auditLog = join(dir, 'no-such-folder', 'audit.jsonl');
     const config = parseConfig(
-      {
-        handlers: [{ module: ECHO }],
-        security: { signing: { keysFile: keys.path, auditLog } },
-      },
+      { handlers: [{ module: ECHO }], security: { auditLog } },
       process.cwd(),
     );
-    await expect(createVerifier(config, {}, pino({ level: 'silent' }))).rejects.toThrow(
-      `config.security.signing.auditLog ${auditLog}: cannot be appended to`,
+    expect(() => openAuditLog(config, pino({ level: 'silent' }))).toThrow(
+      `config.security.auditLog ${auditLog}: cannot be appended to`,
     );
   });
 
-  it('keeps a refusal a refusal when a write fails later, and says so in the log', async () => {
-    const keys = writeKeys(dir);
+  it('logs a write that fails later instead of throwing into the decision', () => {
     const auditLog = join(dir, 'audit.jsonl');
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino(
@@ -260,29 +271,27 @@ describe('the signing audit log', () => {
       { write: (line: string) => void lines.push(JSON.parse(line)) },
     );
     const config = parseConfig(
-      { handlers: [{ module: ECHO }], security: { signing: { keysFile: keys.path, auditLog } } },
+      { handlers: [{ module: ECHO }], security: { auditLog } },
       process.cwd(),
     );
-    const verifier = (await createVerifier(config, {}, logger))!;
+    const sink = openAuditLog(config, logger)!;
+    sink.record({
+      time: new Date().toISOString(),
+      event: 'warren.job.admitted',
+      decision: 'refused',
+    });
+    expect(readFileSync(auditLog, 'utf-8')).toContain('"decision":"refused"');
     // The file becomes a folder: appends fail from now on.
     rmSync(auditLog);
     mkdirSync(auditLog);
-    const { body, properties } = encodeJob({
-      modelType: 'echo',
-      tenant: 'acme',
-      input: { text: 'x' },
-    });
-    const verdict = await verifier.verify({
-      body,
-      properties,
-      exchange: '',
-      routingKey: 'echo',
-      redelivered: false,
-      deliveryTag: 1,
-      queue: 'q',
-    });
 
-    expect(verdict).toMatchObject({ accepted: false, reason: 'unsigned' });
+    expect(() =>
+      sink.record({
+        time: new Date().toISOString(),
+        event: 'warren.job.admitted',
+        decision: 'refused',
+      }),
+    ).not.toThrow();
     expect(lines.some((line) => line.msg === 'audit log write failed')).toBe(true);
   });
 });

@@ -2,10 +2,12 @@ import { setMaxListeners } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent } from 'xstate';
+import type { AuditSink } from './audit.ts';
+import { type Clearance, clearanceProblem, DEFAULT_CLEARANCE } from './clearance.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { ConsumerTelemetry } from './consumer-telemetry.ts';
-import { IllegalStateError } from './errors.ts';
+import { ConfigError, IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import type { JobTransition } from './job-run.ts';
@@ -15,6 +17,7 @@ import {
   PrefetchController,
   type PrefetchDecision,
 } from './prefetch-controller.ts';
+import type { RelayOptions } from './relay.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import type { JobVerifier } from './signing.ts';
 import { type TopologyOptions, topologyFor } from './topology.ts';
@@ -56,6 +59,20 @@ export interface ConsumerOptions {
    * `verifying` state; a refused job is dead-lettered and never handled. Absent: not checked.
    */
   verifier?: JobVerifier;
+  /**
+   * What this consumer serves; default the handler's `clearance` (or `public` alone). A worker
+   * config may narrow the handler's, never widen it (see {@link narrowClearance}).
+   */
+  clearance?: Clearance;
+  /**
+   * The scope whose queue this consumer takes jobs from, one of the clearance's scopes. Needed
+   * when the clearance has several: a consumer reads one queue, so start one per scope.
+   */
+  scope?: string;
+  /** The worker's broker account and the accounts it trusts as relays (see relay.ts). */
+  relay?: RelayOptions;
+  /** Told every delivery's admission and every publish (`@warren/security`'s audit log). */
+  audit?: AuditSink;
   clock?: Clock;
   /** Picks the jitter of retry delays (default `Math.random`). */
   random?: () => number;
@@ -98,6 +115,7 @@ export class Consumer {
   readonly #exit: Promise<ConsumerExit>;
   readonly #controller: PrefetchController | undefined;
   readonly #telemetry: ConsumerTelemetry;
+  readonly #queue: string;
 
   constructor(options: ConsumerOptions) {
     const prefetch = options.prefetch ?? 16;
@@ -110,7 +128,13 @@ export class Consumer {
     const draining = new AbortController();
     const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });
     const retry = { ...DEFAULT_RETRY_POLICY, ...options.handler.retry, ...options.retry };
-    const topology = topologyFor(options.handler.modelType, { ...options.topology, retry });
+    const clearance = options.clearance ?? options.handler.clearance ?? DEFAULT_CLEARANCE;
+    const scope = consumedScope(clearance, options.scope);
+    const topology = topologyFor(options.handler.modelType, {
+      ...options.topology,
+      retry,
+      scope,
+    });
 
     const batch = { maxSize: 1, maxWaitMs: 5, ...options.handler.batch, ...options.batch };
     checkBatch(batch);
@@ -124,6 +148,7 @@ export class Consumer {
             clock,
           );
     this.#controller = controller;
+    this.#queue = topology.queue;
     this.#telemetry = new ConsumerTelemetry(options.handler.name, topology.queue);
     this.#actor = createActor(consumerMachine, {
       input: {
@@ -153,6 +178,9 @@ export class Consumer {
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
           ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
           ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
+          clearance,
+          ...(options.relay === undefined ? {} : { relay: options.relay }),
+          ...(options.audit === undefined ? {} : { audit: options.audit }),
           ...(options.consumerTimeoutMs === undefined
             ? {}
             : { consumerTimeoutMs: options.consumerTimeoutMs }),
@@ -169,6 +197,11 @@ export class Consumer {
   }
 
   /** The consumer's lifecycle state: `idle`, `connecting`, `consuming`, `draining`, ... */
+  /** The queue this consumer reads: its handler's model type and scope. */
+  get queue(): string {
+    return this.#queue;
+  }
+
   get state(): string {
     return topState(this.#actor.getSnapshot().value);
   }
@@ -310,4 +343,23 @@ function stateName(value: unknown): string {
   if (typeof value === 'string') return value;
   const [parent, child] = Object.entries(value as Record<string, unknown>)[0]!;
   return `${parent}.${stateName(child)}`;
+}
+
+/** The scope a consumer with `clearance` reads, checked; see {@link ConsumerOptions.scope}. */
+function consumedScope(clearance: Clearance, scope: string | undefined): string {
+  const problem = clearanceProblem(clearance);
+  if (problem !== undefined) throw new ConfigError(`clearance.${problem}`);
+  if (scope === undefined) {
+    if (clearance.scopes.length === 1) return clearance.scopes[0]!;
+    throw new ConfigError(
+      `scope: the clearance covers ${clearance.scopes.join(', ')}; a consumer reads one ` +
+        "scope's queue, so start one per scope and name it",
+    );
+  }
+  if (!clearance.scopes.includes(scope)) {
+    throw new ConfigError(
+      `scope: expected one of the cleared scopes (${clearance.scopes.join(', ')}), found ${JSON.stringify(scope)}`,
+    );
+  }
+  return scope;
 }

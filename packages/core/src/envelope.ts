@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SCOPE_PATTERN } from './clearance.ts';
 import { MalformedMessageError } from './errors.ts';
 import type { HeaderValue, MessageProperties } from './transport.ts';
 
@@ -53,6 +54,7 @@ export const HEADERS = {
   firstFailedAt: 'x-warren-first-failed-at',
   attempts: 'x-warren-attempts',
   sourceQueue: 'x-warren-source-queue',
+  producer: 'x-warren-producer',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
   baggage: 'baggage',
@@ -97,6 +99,12 @@ export function encodeJob(spec: JobSpec): { body: Buffer; properties: MessagePro
     ...(spec.replyTo === undefined ? {} : { replyTo: spec.replyTo }),
   };
   checkEnvelope(envelope);
+  if (!SCOPE_PATTERN.test(envelope.scope)) {
+    // The scope is a word of the routing key: a dot or a wildcard in it would route elsewhere.
+    throw invalid(
+      `scope: expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(envelope.scope)}`,
+    );
+  }
   return {
     body: Buffer.from(JSON.stringify(spec.input)),
     properties: envelopeToProperties(envelope),

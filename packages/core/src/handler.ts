@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import { type Clearance, checkHandlerClearance } from './clearance.ts';
 import type { JobEnvelope } from './envelope.ts';
 import { PluginError } from './errors.ts';
 import type { InferenceClient } from './inference.ts';
@@ -80,6 +81,11 @@ export interface HandlerSpec<Input, Output, Options> {
    * store, say) and whose producers do not wait for an answer.
    */
   results?: ResultsPolicy;
+  /**
+   * The scopes and tenants this handler may serve (default: scope `public`, any tenant). Jobs of
+   * other scopes never reach its queue, and a job that does anyway is refused (`forbidden`).
+   */
+  clearance?: Clearance;
 }
 
 export type ResultsPolicy = 'always' | 'reply-to-only';
@@ -130,6 +136,7 @@ export function defineHandler<Input, Output, Options = undefined>(
         `found ${JSON.stringify(spec.results)}`,
     );
   }
+  checkHandlerClearance(spec.name, spec.clearance);
   return Object.freeze({ ...spec, [HANDLER]: true as const });
 }
 

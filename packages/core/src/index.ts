@@ -1,3 +1,13 @@
+export type { AuditEntry, AuditSink } from './audit.ts';
+export { audit, identityOf } from './audit.ts';
+export type { Clearance } from './clearance.ts';
+export {
+  clearanceProblem,
+  DEFAULT_CLEARANCE,
+  forbiddenFor,
+  narrowClearance,
+  SCOPE_PATTERN,
+} from './clearance.ts';
 export type { Clock, Timer } from './clock.ts';
 export { systemClock } from './clock.ts';
 export type {
@@ -102,6 +112,8 @@ export type {
 export { PrefetchController } from './prefetch-controller.ts';
 export type { JobPublisherOptions, PublishedJob } from './publisher.ts';
 export { JobPublisher } from './publisher.ts';
+export type { RelayOptions } from './relay.ts';
+export { isRelayed, producerOf } from './relay.ts';
 export type { RetryPolicy } from './retry.ts';
 export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
 export { redactServiceUrl, serviceUrlProblem } from './service-url.ts';

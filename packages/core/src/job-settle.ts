@@ -1,8 +1,10 @@
+import { audit, identityOf } from './audit.ts';
 import { resultProperties } from './envelope.ts';
 import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { release, remainingMs } from './job-admission.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
+import { ownProperties, relayedProperties } from './relay.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
 import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
@@ -76,7 +78,12 @@ export function giveBack(delivery: Delivery, deps: JobDeps): void {
     return;
   }
   const target = { exchange: '', routingKey: deps.topology.queue };
-  deps.transport.publish(target, delivery.body, withoutBookkeeping(delivery.properties)).then(
+  const properties = relayedProperties(
+    delivery,
+    withoutBookkeeping(delivery.properties),
+    deps.relay,
+  );
+  deps.transport.publish(target, delivery.body, properties).then(
     () => deps.transport.ack(delivery),
     (error: unknown) => {
       deps.logger.warn(
@@ -96,10 +103,13 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
         await complete(item, deps);
         return;
       }
-      const properties = resultProperties(item.envelope!, deps.handler.name);
+      const properties = ownProperties(
+        resultProperties(item.envelope!, deps.handler.name),
+        deps.relay,
+      );
       try {
         const target = resultTarget(item, deps);
-        await publish(item, target, item.result!, properties, deps, {
+        await publish(item, 'result', target, item.result!, properties, deps, {
           mandatory: !target.routingKey.startsWith(DIRECT_REPLY_TO),
         });
       } catch (error) {
@@ -125,7 +135,8 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
               ...expiration(item, deps),
             })
           : { ...delivery.properties, ...expiration(item, deps) };
-      await publish(item, delayTarget(delay, deps), delivery.body, properties, deps);
+      const relayed = relayedProperties(delivery, properties, deps.relay);
+      await publish(item, route.kind, delayTarget(delay, deps), delivery.body, relayed, deps);
       if (route.kind === 'retry')
         logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
       return;
@@ -134,7 +145,12 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       // Back to the work queue as a new message, not a nack: a requeue would count toward the
       // quorum queue's delivery limit and mark the job redelivered, as if it had crashed a worker.
       const target = { exchange: '', routingKey: deps.topology.queue };
-      await publish(item, target, delivery.body, withoutBookkeeping(delivery.properties), deps);
+      const properties = relayedProperties(
+        delivery,
+        withoutBookkeeping(delivery.properties),
+        deps.relay,
+      );
+      await publish(item, 'requeue', target, delivery.body, properties, deps);
       return;
     }
     case 'dead-letter': {
@@ -142,8 +158,12 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
         exchange: deps.topology.deadLetterExchange,
         routingKey: deps.topology.deadLetterRoutingKey,
       };
-      const properties = deadLetterProperties(delivery, failureOf(item, route.error, deps));
-      await publish(item, target, delivery.body, properties, deps);
+      const properties = relayedProperties(
+        delivery,
+        deadLetterProperties(delivery, failureOf(item, route.error, deps)),
+        deps.relay,
+      );
+      await publish(item, 'dead-letter', target, delivery.body, properties, deps);
       logFailure(item, route.error, deps, 'job dead-lettered');
       return;
     }
@@ -158,8 +178,9 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
  * continue the job's trace. The failure headers keep `traceparent`, `tracestate` and `baggage`
  * (only the broker's bookkeeping headers are dropped), so without tracing they pass on unchanged.
  */
-function publish(
+async function publish(
   item: JobItem,
+  action: string,
   target: PublishTarget,
   body: Buffer,
   properties: MessageProperties,
@@ -167,7 +188,28 @@ function publish(
   options?: PublishOptions,
 ): Promise<void> {
   const where = deps.telemetry?.publishTrace(item);
-  return publishTraced(deps.transport, target, body, properties, options, where);
+  await publishTraced(deps.transport, target, body, properties, options, where);
+  if (deps.audit !== undefined) auditPublish(item, action, target, deps);
+}
+
+/** One audit record for a publish the broker confirmed, on behalf of `item`'s job. */
+function auditPublish(item: JobItem, action: string, target: PublishTarget, deps: JobDeps): void {
+  const messageId = item.delivery.properties.messageId;
+  const identity = identityOf({ user: deps.relay?.user });
+  audit(
+    deps.audit,
+    {
+      event: 'warren.job.published',
+      decision: 'accepted',
+      action,
+      ...(identity === undefined ? {} : { identity }),
+      ...(item.envelope === undefined ? {} : { tenant: item.envelope.tenant }),
+      queue: target.exchange === '' ? target.routingKey : `${target.exchange}/${target.routingKey}`,
+      ...(messageId === undefined ? {} : { messageId }),
+    },
+    deps.clock.now(),
+    (error) => deps.logger.error({ err: error, messageId }, 'audit failed'),
+  );
 }
 
 /**

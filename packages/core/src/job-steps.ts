@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { AuditSink } from './audit.ts';
+import type { Clearance } from './clearance.ts';
 import type { Clock, Timer } from './clock.ts';
 import type { ConsumerTelemetry, HandlerTrace, ItemTrace } from './consumer-telemetry.ts';
 import type { DedupeStore } from './dedupe.ts';
@@ -17,6 +19,7 @@ import {
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import { type Prepared, prepare, release } from './job-admission.ts';
+import type { RelayOptions } from './relay.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { JobVerifier } from './signing.ts';
 import { runInContext } from './trace-propagation.ts';
@@ -46,6 +49,8 @@ export interface JobItem {
   deferred?: boolean;
   /** This worker claimed the job in the dedupe store. */
   claimed?: boolean;
+  /** The key that signed it, when a verifier accepted it. */
+  keyId?: string;
   /** How long the handler call that ran this item took (real time, ms). */
   handleMs?: number;
   /** Set when publishing its result, retry or dead letter failed. */
@@ -114,6 +119,12 @@ export interface JobDeps {
   consumerTimeoutMs?: number;
   /** Checks each job's signature before it is validated; absent, jobs are not verified. */
   verifier?: JobVerifier;
+  /** The scopes, tenants and producers this consumer serves; checked in `verifying`. */
+  clearance: Clearance;
+  /** The worker's broker account, and the accounts whose republished jobs it believes. */
+  relay?: RelayOptions;
+  /** Told each delivery's admission decision and each publish; absent, nothing is audited. */
+  audit?: AuditSink;
   /** The consumer's traces and metrics; absent, jobs run unobserved. */
   telemetry?: ConsumerTelemetry;
 }

@@ -1,3 +1,5 @@
+import { SCOPE_PATTERN } from './clearance.ts';
+import { DEFAULT_SCOPE } from './envelope.ts';
 import { ConfigError } from './errors.ts';
 import {
   allRetryDelays,
@@ -21,6 +23,12 @@ export interface TopologyOptions {
   deliveryLimit?: number;
   /** Decides the delay queues declared for retries (default {@link DEFAULT_RETRY_POLICY}). */
   retry?: RetryPolicy;
+  /**
+   * The access scope whose queue this is (default `public`). Each scope of a model type has a
+   * queue of its own, bound to its routing key alone, so that a consumer only ever receives the
+   * scopes it is cleared for.
+   */
+  scope?: string;
 }
 
 const DEFAULT_DELIVERY_LIMIT = 10;
@@ -28,9 +36,11 @@ const DEFAULT_DELIVERY_LIMIT = 10;
 const MAX_DELAY_QUEUES = 64;
 
 /**
- * The names Warren declares for one model type. Producers publish to a topic exchange with the
- * routing key `<modelType>.<scope>` (see {@link jobRoutingKey}); the model type's queue binds
- * `<modelType>.#`. Throws {@link ConfigError} for options RabbitMQ would refuse.
+ * The names Warren declares for one model type and scope. Producers publish to a topic exchange
+ * with the routing key `<modelType>.<scope>` (see {@link jobRoutingKey}), which is bound to that
+ * scope's queue alone: `<prefix>.jobs.<modelType>` for `public`, `<prefix>.jobs.<modelType>:<scope>`
+ * for any other (its dead-letter and delay queues likewise). Throws {@link ConfigError} for
+ * options RabbitMQ would refuse.
  */
 export function topologyFor(modelType: string, options: TopologyOptions = {}): QueueTopology {
   const prefix = options.prefix ?? 'warren';
@@ -38,18 +48,26 @@ export function topologyFor(modelType: string, options: TopologyOptions = {}): Q
   const retry = options.retry ?? DEFAULT_RETRY_POLICY;
   const problem = retryPolicyProblem(retry);
   if (problem !== undefined) throw new ConfigError(`retry.${problem}`);
+  const scope = options.scope ?? DEFAULT_SCOPE;
+  if (!SCOPE_PATTERN.test(scope)) {
+    throw new ConfigError(
+      `scope: expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(scope)}`,
+    );
+  }
+  // ':' cannot occur in a model type, so no model type's queue can take another's scope's name.
+  const family = scope === DEFAULT_SCOPE ? modelType : `${modelType}:${scope}`;
 
   const topology: QueueTopology = {
     jobsExchange: `${prefix}.jobs`,
-    queue: `${prefix}.jobs.${modelType}`,
-    bindings: [`${modelType}.#`],
+    queue: `${prefix}.jobs.${family}`,
+    bindings: [jobRoutingKey(modelType, scope)],
     queueType,
     deadLetterExchange: `${prefix}.dead-letter`,
-    deadLetterQueue: `${prefix}.dead-letter.${modelType}`,
-    deadLetterRoutingKey: modelType,
+    deadLetterQueue: `${prefix}.dead-letter.${family}`,
+    deadLetterRoutingKey: family,
     resultsExchange: `${prefix}.results`,
     delayQueues: allRetryDelays(retry).map((delayMs) => ({
-      name: `${prefix}.delay.${modelType}.${delayMs}ms`,
+      name: `${prefix}.delay.${family}.${delayMs}ms`,
       delayMs,
     })),
   };

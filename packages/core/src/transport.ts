@@ -21,6 +21,11 @@ export interface MessageProperties {
   timestamp?: number;
   type?: string;
   appId?: string;
+  /**
+   * The broker account that published the message. RabbitMQ refuses a publish whose `user_id` is
+   * not the connection's user, so a consumer can trust it.
+   */
+  userId?: string;
   headers?: Record<string, HeaderValue>;
 }
 
@@ -179,6 +184,7 @@ export const MESSAGE_PROPERTY_NAMES = {
     'expiration',
     'type',
     'appId',
+    'userId',
   ],
   numbers: ['priority', 'timestamp'],
 } as const;

@@ -1,5 +1,5 @@
 export type { AuditEntry } from './audit.ts';
-export { auditDecisions, JsonLinesAuditLog } from './audit.ts';
+export { JsonLinesAuditLog } from './audit.ts';
 export type { Algorithm, SignedFields } from './canonical.ts';
 export {
   ALGORITHMS,

@@ -32,8 +32,16 @@ export interface SignatureVerifierOptions {
   replayGuard?: ReplayGuard;
   /** Injected for tests; defaults to `Date.now`. */
   now?: () => number;
-  /** Told every decision (the audit log listens here). */
+  /** Told every decision. */
   onDecision?: (delivery: Delivery, verdict: Verdict) => void;
+  /**
+   * The broker accounts of the workers (see core's relay.ts). A job a worker republished (a
+   * retry, a deferral, a give-back) is exempt from the window and the replay guard only when its
+   * broker-checked `user_id` is one of these; from anyone else it is a first delivery, whatever
+   * its `x-warren-attempt` says, so a replay that claims to be a retry is still refused. Absent
+   * or empty: every job that is not a broker redelivery is checked as a first delivery.
+   */
+  relays?: readonly string[];
 }
 
 /**
@@ -52,6 +60,7 @@ export class SignatureVerifier implements JobVerifier {
   readonly #guard: ReplayGuard;
   readonly #now: () => number;
   readonly #onDecision: SignatureVerifierOptions['onDecision'];
+  readonly #relays: ReadonlySet<string>;
 
   constructor(options: SignatureVerifierOptions) {
     this.#keys = options.keys;
@@ -61,6 +70,7 @@ export class SignatureVerifier implements JobVerifier {
     this.#guard = options.replayGuard ?? new MemoryReplayGuard();
     this.#now = options.now ?? Date.now;
     this.#onDecision = options.onDecision;
+    this.#relays = new Set(options.relays ?? []);
   }
 
   async verify(delivery: Delivery): Promise<Verdict> {
@@ -111,8 +121,8 @@ export class SignatureVerifier implements JobVerifier {
   }
 
   /**
-   * The window and the replay guard apply to a job's first delivery. A retry (attempt above 1)
-   * or a broker redelivery carries the same signed fields on purpose, and may come long after.
+   * The window and the replay guard apply to a job's first delivery. A job a relay republished
+   * or the broker redelivered carries the same signed fields on purpose, and may come long after.
    */
   async #checkFresh(delivery: Delivery, keyId: string): Promise<Verdict> {
     const { properties } = delivery;
@@ -120,7 +130,7 @@ export class SignatureVerifier implements JobVerifier {
     if (createdAt === undefined) {
       return refuse('stale', `signed without ${HEADERS.createdAt}, so its age is unknown`, keyId);
     }
-    if (!isFirstDelivery(delivery)) return { accepted: true, keyId };
+    if (!this.#isFirstDelivery(delivery)) return { accepted: true, keyId };
 
     const now = this.#now();
     const age = now - Number(createdAt);
@@ -137,6 +147,16 @@ export class SignatureVerifier implements JobVerifier {
     }
     return { accepted: true, keyId };
   }
+
+  /**
+   * Only the broker sets `redelivered`, and only a relay's `user_id` passes the broker's check.
+   * The attempt header, which the signature does not cover, proves nothing on its own.
+   */
+  #isFirstDelivery(delivery: Delivery): boolean {
+    if (delivery.redelivered) return false;
+    const userId = delivery.properties.userId;
+    return userId === undefined || !this.#relays.has(userId);
+  }
 }
 
 function refuse(
@@ -145,12 +165,6 @@ function refuse(
   keyId?: string,
 ): Verdict {
   return { accepted: false, reason, message, ...(keyId === undefined ? {} : { keyId }) };
-}
-
-function isFirstDelivery(delivery: Delivery): boolean {
-  if (delivery.redelivered) return false;
-  const attempt = delivery.properties.headers?.[HEADERS.attempt];
-  return attempt === undefined || attempt === null || Number(attempt) <= 1;
 }
 
 function stringOf(value: HeaderValue | Buffer): string | undefined {

@@ -177,20 +177,30 @@ describe('the signature verifier', () => {
   });
 
   it('refuses a message id it accepted already as replayed, but not a redelivery or a retry', async () => {
-    const check = verifier();
+    const check = new SignatureVerifier({
+      keys: new KeySet([key]),
+      now: () => NOW,
+      windowMs: 60_000,
+      relays: ['worker'],
+    });
     const message = signed(key);
-    const retry = {
+    const retried = (userId?: string) => ({
       ...message,
       properties: {
         ...message.properties,
+        ...(userId === undefined ? {} : { userId }),
         headers: { ...message.properties.headers, 'x-warren-attempt': 2 },
       },
-    };
+    });
 
     expect(await check.verify(delivery(message))).toMatchObject({ accepted: true });
     expect(refusal(await check.verify(delivery(message)))).toBe('replayed');
     expect(await check.verify(delivery(message, true))).toMatchObject({ accepted: true });
-    expect(await check.verify(delivery(retry))).toMatchObject({ accepted: true });
+    // A retry a worker account republished (the broker checked its user_id) ...
+    expect(await check.verify(delivery(retried('worker')))).toMatchObject({ accepted: true });
+    // ... but not the same bytes resent by anyone else claiming a second attempt.
+    expect(refusal(await check.verify(delivery(retried())))).toBe('replayed');
+    expect(refusal(await check.verify(delivery(retried('producer'))))).toBe('replayed');
   });
 
   it('does not remember the ids of forged jobs', async () => {
