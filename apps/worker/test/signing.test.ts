@@ -137,7 +137,19 @@ describe('signed jobs on a real broker', () => {
       {
         broker: { url: AMQP_URL },
         topology: { prefix },
-        handlers: [{ module: ECHO, prefetch: 4 }],
+        handlers: [
+          {
+            module: ECHO,
+            prefetch: 4,
+            retry: {
+              maxAttempts: 2,
+              initialDelayMs: 100,
+              multiplier: 1,
+              maxDelayMs: 100,
+              jitter: 0,
+            },
+          },
+        ],
         security: {
           signing: { keysFile: keys.path, windowMs: 5 * 60_000 },
           auditLog: auditPath,
@@ -169,10 +181,41 @@ describe('signed jobs on a real broker', () => {
     // A valid job, then the same bytes again once it has been accepted.
     const original = signedJob(keys.old, 'replayed');
     publish(original);
-    await waitFor(() => results.length === 3, 'the valid jobs’ results');
+    const second = signedJob(keys.old, 'replayed-as-retry');
+    publish(second);
+    await waitFor(() => results.length === 4, 'the valid jobs’ results');
     publish(original);
+    // The same bytes, claiming to be a retry: the attempt header is not signed, and this one
+    // was not republished by a worker account, so the replay checks still apply.
+    publish({
+      ...second,
+      properties: {
+        ...second.properties,
+        headers: { ...second.properties.headers, [HEADERS.attempt]: 2 },
+      },
+    });
     for (const { make } of refused) publish(make());
-    await waitFor(() => deadLetters.length === refused.length + 1, 'the refused jobs');
+    await waitFor(() => deadLetters.length === refused.length + 2, 'the refused jobs');
+  });
+
+  it('takes back a signed job the worker itself retried, and runs its second attempt', async () => {
+    const { body, properties } = encodeJob({
+      modelType: 'echo',
+      tenant: 'acme',
+      input: { text: 'x', failWith: 'always' },
+      messageId: 'retried',
+    });
+    const headers = { ...properties.headers, ...signatureHeaders(keys.old, body, properties) };
+    publish({ body, properties: { ...properties, headers } });
+    await waitFor(() => deadLetters.some((m) => m.properties.messageId === 'retried'), 'it');
+
+    const letter = deadLetters.find((m) => m.properties.messageId === 'retried')!;
+    // Its second attempt was handled and failed again: not refused as a replay.
+    expect(letter.properties.headers).toMatchObject({
+      [HEADERS.reason]: 'handler-failed',
+      [HEADERS.attempts]: 2,
+    });
+    expect(letter.properties.userId).toBe('guest');
   });
 
   afterAll(async () => {
@@ -185,7 +228,12 @@ describe('signed jobs on a real broker', () => {
 
   it('handles valid jobs signed with the old key and the new one', () => {
     const answered = results.map((m) => m.properties.correlationId).sort();
-    expect(answered).toEqual(['replayed', 'valid-new-ed25519', 'valid-old-hmac']);
+    expect(answered).toEqual([
+      'replayed',
+      'replayed-as-retry',
+      'valid-new-ed25519',
+      'valid-old-hmac',
+    ]);
     expect(
       JSON.parse(
         results.find((m) => m.properties.correlationId === 'valid-new-ed25519')!.content.toString(),
@@ -198,6 +246,7 @@ describe('signed jobs on a real broker', () => {
   it.each([
     ...refused.map(({ id, reason }) => ({ id, reason })),
     { id: 'replayed', reason: 'replayed' },
+    { id: 'replayed-as-retry', reason: 'replayed' },
   ])('dead-letters the $id job with reason $reason, without handling it', ({ id, reason }) => {
     const letter = deadLetters.find((m) => m.properties.messageId === id);
     expect(letter, 'its dead letter').toBeDefined();
@@ -206,36 +255,37 @@ describe('signed jobs on a real broker', () => {
       [HEADERS.errorCode]: 'WARREN_SIGNATURE_INVALID',
       [HEADERS.sourceQueue]: `${prefix}.jobs.echo`,
     });
-    // Only the three valid jobs produced a result: the handler ran for none of these.
-    expect(results.filter((m) => m.properties.correlationId === id && id !== 'replayed')).toEqual(
-      [],
-    );
+    // Only the valid jobs produced a result, each once: the handler ran for none of these.
+    const expected = id.startsWith('replayed') ? 1 : 0;
+    expect(results.filter((m) => m.properties.correlationId === id)).toHaveLength(expected);
   });
 
-  it('counts three jobs handled and six refused, and audits each decision and publish', async () => {
+  it('counts the jobs handled, retried and refused, and audits each decision and publish', async () => {
     const counts = () => worker.consumers[0]!.consumer.counts;
-    await waitFor(() => counts().deadLettered === 6, 'the refusals to be acked');
-    expect(counts()).toMatchObject({ received: 9, succeeded: 3, deadLettered: 6, retried: 0 });
+    await waitFor(() => counts().deadLettered === 8, 'the refusals to be acked');
+    // Eleven jobs once each, and the retried one twice; seven refusals and its last failure.
+    expect(counts()).toMatchObject({ received: 13, succeeded: 4, deadLettered: 8, retried: 1 });
 
     const lines = readFileSync(auditPath, 'utf-8')
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
     const admissions = lines.filter((line) => line.event === 'warren.job.admitted');
-    // One line per delivery's decision: three accepted, six refused (the replay among them).
-    expect(admissions).toHaveLength(9);
-    expect(admissions.filter((line) => line.decision === 'refused')).toHaveLength(6);
+    // One line per delivery's decision: six accepted, seven refused (the replays among them).
+    expect(admissions).toHaveLength(13);
+    expect(admissions.filter((line) => line.decision === 'refused')).toHaveLength(7);
     expect(admissions.find((line) => line.messageId === 'valid-new-ed25519')).toMatchObject({
       decision: 'accepted',
       identity: 'key:new-ed25519',
       tenant: 'acme',
       scope: 'public',
     });
-    // And one per publish the worker made for them: three results, six dead letters.
+    // And one per publish the worker made for them: results, a retry, dead letters.
     const publishes = lines.filter((line) => line.event === 'warren.job.published');
     expect(publishes.map((line) => line.action).sort()).toEqual([
-      ...Array(6).fill('dead-letter'),
-      ...Array(3).fill('result'),
+      ...Array(8).fill('dead-letter'),
+      ...Array(4).fill('result'),
+      'retry',
     ]);
     expect(lines.find((line) => line.messageId === 'tampered-tenant')).toMatchObject({
       event: 'warren.job.admitted',

@@ -1,5 +1,6 @@
 import { type Context, context } from '@opentelemetry/api';
-import { encodeJob, HEADERS, type JobSpec } from './envelope.ts';
+import { type AuditSink, audit, identityOf } from './audit.ts';
+import { DEFAULT_SCOPE, encodeJob, HEADERS, type JobSpec } from './envelope.ts';
 import type { JobSigner } from './signing.ts';
 import { jobRoutingKey, type TopologyOptions, topologyFor } from './topology.ts';
 import { activeTracer, extractContext, telemetryFailed } from './trace-propagation.ts';
@@ -16,6 +17,13 @@ export interface PublishedJob {
 export interface JobPublisherOptions {
   /** Signs each job at publish (`@warren/security`'s `createSigner`); absent, jobs are unsigned. */
   signer?: JobSigner;
+  /**
+   * The broker account this producer connects as, sent as each job's `user_id`: the broker
+   * refuses any other, so workers can check it against the producers allowed for the scope.
+   */
+  userId?: string;
+  /** Told each job published (confirmed by the broker), for the audit log. */
+  audit?: AuditSink;
 }
 
 /**
@@ -28,6 +36,8 @@ export class JobPublisher {
   readonly #transport: Transport;
   readonly #topology: TopologyOptions;
   readonly #signer: JobSigner | undefined;
+  readonly #userId: string | undefined;
+  readonly #audit: AuditSink | undefined;
 
   constructor(
     transport: Transport,
@@ -37,6 +47,8 @@ export class JobPublisher {
     this.#transport = transport;
     this.#topology = topology;
     this.#signer = options.signer;
+    this.#userId = options.userId;
+    this.#audit = options.audit;
   }
 
   /**
@@ -45,13 +57,14 @@ export class JobPublisher {
    */
   async publish(spec: JobSpec): Promise<PublishedJob> {
     const { body, properties } = encodeJob(spec);
+    if (this.#userId !== undefined) properties.userId = this.#userId;
     if (this.#signer !== undefined) {
       properties.headers = {
         ...properties.headers,
         ...(await this.#signer.sign(body, properties)),
       };
     }
-    const routingKey = jobRoutingKey(spec.modelType, spec.scope ?? 'public');
+    const routingKey = jobRoutingKey(spec.modelType, spec.scope ?? DEFAULT_SCOPE);
     const { jobsExchange } = topologyFor(spec.modelType, this.#topology);
     await publishTraced(
       this.#transport,
@@ -61,6 +74,23 @@ export class JobPublisher {
       undefined,
       activeTracer() === undefined ? undefined : { parent: parentOf(spec) },
     );
+    if (this.#audit !== undefined) {
+      const identity = identityOf({ user: this.#userId });
+      audit(
+        this.#audit,
+        {
+          event: 'warren.job.published',
+          decision: 'accepted',
+          action: 'job',
+          ...(identity === undefined ? {} : { identity }),
+          tenant: spec.tenant,
+          scope: spec.scope ?? DEFAULT_SCOPE,
+          queue: `${jobsExchange}/${routingKey}`,
+          messageId: properties.messageId!,
+        },
+        Date.now(),
+      );
+    }
     return { messageId: properties.messageId!, routingKey };
   }
 }

@@ -126,6 +126,14 @@ describe('tracing a job', () => {
       'warren.outcome': 'succeeded',
     });
     expect(process!.status.code).toBe(SpanStatusCode.UNSET);
+    // The admission decision, as the audit log would record it, is an event of the process span.
+    const admitted = process!.events.find((event) => event.name === 'warren.job.admitted');
+    expect(admitted?.attributes).toMatchObject({
+      'warren.audit.decision': 'accepted',
+      'warren.audit.tenant': 't1',
+      'warren.audit.scope': 'public',
+      'warren.audit.messageId': 'job-1',
+    });
     expect(embedding!.attributes).toMatchObject({
       'gen_ai.operation.name': 'embeddings',
       'gen_ai.request.model': 'use-lite-en',
