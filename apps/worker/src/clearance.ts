@@ -5,6 +5,7 @@ import {
   type Handler,
   narrowClearance,
   type RelayOptions,
+  type Transport,
 } from '@warren/core';
 import type { WorkerConfig } from './config.ts';
 
@@ -23,15 +24,10 @@ export function clearanceFor(handler: Handler, entry: HandlerEntry, index: numbe
 }
 
 /**
- * The account this worker publishes as, and the accounts it trusts as relays. The account is
- * the broker URL's user name, or amqplib's default `guest` when the URL names none.
+ * The accounts this worker trusts as relays: `security.relays`, else the account its transport
+ * connects as (every worker of a fleet sharing one account is the common case).
  */
-export function relayFor(config: WorkerConfig): RelayOptions {
-  let user = 'guest';
-  try {
-    user = decodeURIComponent(new URL(config.broker.url).username) || 'guest';
-  } catch {
-    // The URL was validated already; an unparsable one fails at connect with a clear error.
-  }
-  return { user, trusted: config.security.relays ?? [user] };
+export function relayFor(config: WorkerConfig, transport: Transport): RelayOptions {
+  const own = transport.account;
+  return { trusted: config.security.relays ?? (own === undefined ? [] : [own]) };
 }

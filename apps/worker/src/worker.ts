@@ -129,7 +129,7 @@ export class Worker {
       } else if (event.type === 'recovered') {
         this.#connection = 'connected';
         this.#downSince = undefined;
-      } else {
+      } else if (event.type === 'gave-up') {
         this.#connection = 'lost';
         void this.#supervisor.escalate(event.cause);
       }
@@ -145,9 +145,7 @@ export class Worker {
     const { config, logger } = options;
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
-    const relay = relayFor(config);
-    const verifier = await createVerifier(config, env, relay.trusted ?? []);
-    const audit = openAuditLog(config, logger);
+
     const inference = options.inference ?? createInference(config, env, logger);
     // Its model threads must end for the process to exit cleanly.
     const ownInference =
@@ -155,6 +153,9 @@ export class Worker {
         ? inference
         : undefined;
     const transport = options.transport ?? createTransport(config, env, logger);
+    const relay = relayFor(config, transport);
+    const verifier = await createVerifier(config, env, relay.trusted);
+    const audit = openAuditLog(config, logger);
     const dedupe = createDedupe(config, env, options.dedupeStore);
     // A store the caller passed in may be shared with other workers: the caller closes it.
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;

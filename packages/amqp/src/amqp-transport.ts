@@ -70,6 +70,11 @@ export class AmqpTransport implements Transport {
   #lostBecause: Error | undefined;
   #closing: Promise<void> | undefined;
 
+  /** The user name the transport connects with (amqplib's default `guest` when none is given). */
+  get account(): string {
+    return decodeURIComponent(new URL(this.#url).username) || 'guest';
+  }
+
   constructor(options: AmqpTransportOptions) {
     const resolved = resolveOptions(options);
     this.#url = resolved.dialUrl;

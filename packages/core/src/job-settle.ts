@@ -4,7 +4,7 @@ import { describeThrown, PublishError, UnroutableError, type WarrenError } from 
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { release, remainingMs } from './job-admission.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
-import { ownProperties, relayedProperties } from './relay.ts';
+import { ownProperties, type RelayOptions, relayedProperties } from './relay.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
 import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
@@ -81,7 +81,7 @@ export function giveBack(delivery: Delivery, deps: JobDeps): void {
   const properties = relayedProperties(
     delivery,
     withoutBookkeeping(delivery.properties),
-    deps.relay,
+    relayOf(deps),
   );
   deps.transport.publish(target, delivery.body, properties).then(
     () => deps.transport.ack(delivery),
@@ -105,7 +105,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       }
       const properties = ownProperties(
         resultProperties(item.envelope!, deps.handler.name),
-        deps.relay,
+        relayOf(deps),
       );
       try {
         const target = resultTarget(item, deps);
@@ -135,7 +135,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
               ...expiration(item, deps),
             })
           : { ...delivery.properties, ...expiration(item, deps) };
-      const relayed = relayedProperties(delivery, properties, deps.relay);
+      const relayed = relayedProperties(delivery, properties, relayOf(deps));
       await publish(item, route.kind, delayTarget(delay, deps), delivery.body, relayed, deps);
       if (route.kind === 'retry')
         logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
@@ -148,7 +148,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       const properties = relayedProperties(
         delivery,
         withoutBookkeeping(delivery.properties),
-        deps.relay,
+        relayOf(deps),
       );
       await publish(item, 'requeue', target, delivery.body, properties, deps);
       return;
@@ -161,7 +161,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
       const properties = relayedProperties(
         delivery,
         deadLetterProperties(delivery, failureOf(item, route.error, deps)),
-        deps.relay,
+        relayOf(deps),
       );
       await publish(item, 'dead-letter', target, delivery.body, properties, deps);
       logFailure(item, route.error, deps, 'job dead-lettered');
@@ -195,7 +195,7 @@ async function publish(
 /** One audit record for a publish the broker confirmed, on behalf of `item`'s job. */
 function auditPublish(item: JobItem, action: string, target: PublishTarget, deps: JobDeps): void {
   const messageId = item.delivery.properties.messageId;
-  const identity = identityOf({ user: deps.relay?.user });
+  const identity = identityOf({ user: deps.transport.account });
   audit(
     deps.audit,
     {
@@ -310,4 +310,10 @@ function logFailure(
     },
     message,
   );
+}
+
+/** The relay options with the transport's current account, which a credential rotation may change. */
+function relayOf(deps: JobDeps): RelayOptions | undefined {
+  if (deps.relay === undefined) return undefined;
+  return { trusted: deps.relay.trusted, user: deps.transport.account };
 }

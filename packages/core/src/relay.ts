@@ -10,17 +10,19 @@ import type { Delivery, MessageProperties } from './transport.ts';
  * because the broker checks `user_id` against the account that connected.
  */
 export interface RelayOptions {
-  /** The broker account this worker publishes as; absent, republished jobs carry no `user_id`. */
-  user?: string;
-  /** The accounts whose republished jobs are believed (default: `user` alone). */
-  trusted?: readonly string[];
+  /**
+   * The broker account this worker publishes as (its transport's `account`, which may change
+   * when credentials rotate); absent, republished jobs carry no `user_id`.
+   */
+  user?: string | undefined;
+  /** The accounts whose republished jobs are believed (the fleet's worker accounts). */
+  trusted: readonly string[];
 }
 
 /** Whether the delivery was republished by a trusted worker account. */
 export function isRelayed(properties: MessageProperties, relay: RelayOptions | undefined): boolean {
   const userId = properties.userId;
-  if (userId === undefined || relay === undefined) return false;
-  return (relay.trusted ?? (relay.user === undefined ? [] : [relay.user])).includes(userId);
+  return userId !== undefined && (relay?.trusted.includes(userId) ?? false);
 }
 
 /**

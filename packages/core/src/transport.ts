@@ -128,6 +128,11 @@ export type ConnectionListener = (event: ConnectionEvent) => void;
 export interface Transport {
   /** Opens connections and channels; safe to call more than once. */
   connect(): Promise<void>;
+  /**
+   * The broker account this transport is connected as, when the broker has accounts: workers
+   * stamp it as the `user_id` of what they republish (see relay.ts). Absent: nothing is stamped.
+   */
+  readonly account?: string | undefined;
   /** Declares exchanges, queues and bindings; idempotent. */
   declare(topology: QueueTopology): Promise<void>;
   /**
