@@ -8,6 +8,30 @@ export {
   canonicalBytes,
   signedFields,
 } from './canonical.ts';
+export type { IamTrustOptions } from './identity/aws-iam.ts';
+export { IamTrust, parseIamArn } from './identity/aws-iam.ts';
+export type {
+  IamIdentity,
+  IamPrincipalType,
+  Identity,
+  OidcIdentity,
+} from './identity/identity.ts';
+export { OidcVerifier } from './identity/oidc.ts';
+export type { JwtAlgorithm, OidcVerifierOptions } from './identity/oidc-options.ts';
+export {
+  DEFAULT_CLOCK_SKEW_MS,
+  DEFAULT_JWKS_COOLDOWN_MS,
+  DEFAULT_JWKS_MAX_AGE_MS,
+  DEFAULT_JWKS_TIMEOUT_MS,
+  DEFAULT_JWT_ALGORITHMS,
+  JWT_ALGORITHMS,
+} from './identity/oidc-options.ts';
+export type { IdentityRouterOptions, JobFields } from './identity/router.ts';
+export { IdentityRouter } from './identity/router.ts';
+export type { IdentityRoute } from './identity/rules.ts';
+export { IdentityRules } from './identity/rules.ts';
+export type { IamRule, IdentityRule, OidcRule, ValuePattern } from './identity/rules-schema.ts';
+export { identityRulesSchema } from './identity/rules-schema.ts';
 export type { KeyFile, SigningKey } from './keys.ts';
 export { ed25519Key, hmacKey, KeySet } from './keys.ts';
 export type { ReplayGuard } from './replay-guard.ts';
