@@ -105,7 +105,7 @@ export function figuresOf(report: BenchReport): Figure[] {
     figures.push(
       pair(
         '4',
-        `Peak RSS, ${formatNumber(memory.backlog)}-job backlog`,
+        `Peak RSS, ${formatNumber(memory.backlog)}-job backlog (node ${memory.flags.join(' ')})`,
         'MiB',
         memory.warren.peakRssMiB,
         memory.plain.peakRssMiB,
@@ -114,6 +114,14 @@ export function figuresOf(report: BenchReport): Figure[] {
           better: 'lower',
           target: ['< 200 MB (+ model)', () => memory.warren.peakRssMiB < limitMiB],
         },
+      ),
+      pair(
+        "4'",
+        `Peak RSS, ${formatNumber(memory.backlog)}-job backlog, Node's default flags`,
+        'MiB',
+        memory.warrenDefault.peakRssMiB,
+        memory.plain.peakRssMiB,
+        { baselineName: 'amqplib consumer process', better: 'lower' },
       ),
     );
   }

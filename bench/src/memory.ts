@@ -14,6 +14,12 @@ const MODEL_TYPE = 'bench-noop';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORKER_BIN = join(REPO_ROOT, 'apps/worker/bin/warren-worker.js');
 const SAMPLE_EVERY_MS = 100;
+/**
+ * The V8 flags docs/operating.md recommends for the worker (and its package's `start` script
+ * uses): collect garbage sooner rather than let the heap grow, for a process whose live set is
+ * small. The worker is measured with them and without.
+ */
+export const WORKER_NODE_FLAGS = ['--optimize-for-size'];
 
 export interface MemoryOptions {
   backlog: number;
@@ -43,7 +49,11 @@ export interface MemoryResult {
   backlog: number;
   prefetch: number;
   seconds: number;
+  /** The worker started with {@link WORKER_NODE_FLAGS}, as recommended. */
   warren: DrainMemory;
+  /** The worker started with Node's default flags. */
+  warrenDefault: DrainMemory;
+  flags: string[];
   plain: DrainMemory;
   /** RSS with the inference package imported, and the peak after loading and one batch. */
   model: { beforeMiB: number; peakMiB: number; costMiB: number };
@@ -83,20 +93,31 @@ export async function measureMemory(
     modelPath: options.modelPath,
   });
   await writeFile(configFile, JSON.stringify({ ...config, log: { level: 'info' } }));
-  let warren: DrainMemory;
-  try {
+  const runWorker = async (flags: string[]): Promise<DrainMemory> => {
+    await topUp();
+    await broker.purge(results);
     const depthBefore = await broker.depth(queue);
-    const child = spawn(process.execPath, [WORKER_BIN, '--config', configFile], {
+    const child = spawn(process.execPath, [...flags, WORKER_BIN, '--config', configFile], {
       cwd: REPO_ROOT,
       env: { ...process.env, AMQP_URL },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    warren = await sampleDrain(child, options.seconds);
-    warren.drained = depthBefore - (await broker.depth(queue));
+    const drain = await sampleDrain(child, options.seconds);
+    drain.drained = depthBefore - (await broker.depth(queue));
+    const described = flags.length === 0 ? 'default flags' : flags.join(' ');
+    log(
+      `  warren worker (${described}): peak ${drain.peakRssMiB.toFixed(0)} MiB, ${drain.drained} jobs`,
+    );
+    return drain;
+  };
+  let warren: DrainMemory;
+  let warrenDefault: DrainMemory;
+  try {
+    warren = await runWorker(WORKER_NODE_FLAGS);
+    warrenDefault = await runWorker([]);
   } finally {
     await rm(configFile, { force: true });
   }
-  log(`  warren worker: peak ${warren.peakRssMiB.toFixed(0)} MiB, ${warren.drained} jobs`);
 
   await topUp();
   await broker.purge(results);
@@ -137,6 +158,8 @@ export async function measureMemory(
     prefetch: options.prefetch,
     seconds: options.seconds,
     warren,
+    warrenDefault,
+    flags: WORKER_NODE_FLAGS,
     plain,
     model,
     heap,

@@ -77,6 +77,8 @@ const REPORT: BenchReport = {
     prefetch: 50,
     seconds: 10,
     warren: { peakRssMiB: 400, startRssMiB: 300, endRssMiB: 390, drained: 5_000 },
+    warrenDefault: { peakRssMiB: 450, startRssMiB: 300, endRssMiB: 440, drained: 5_000 },
+    flags: ['--optimize-for-size'],
     plain: { peakRssMiB: 90, startRssMiB: 86, endRssMiB: 88, drained: 100_000 },
     model: { beforeMiB: 255, peakMiB: 330, costMiB: 75 },
     heap: { jobs: 10_000, bytesPerJob: { memoryDedupe: 500, noDedupe: 350 } },
@@ -119,6 +121,7 @@ describe('the bench report writers', () => {
       '3 p50',
       '3 p99',
       '4',
+      "4'",
       '5',
     ]);
     const runtime = figures[0]!;
@@ -126,6 +129,9 @@ describe('the bench report writers', () => {
     expect(runtime.target).toMatchObject({ met: false, ratio: 0.95 });
     expect(figures.find((f) => f.id === '2 a/c')!.target!.met).toBe(true);
     expect(figures.find((f) => f.id === '5')!.target!.met).toBe(false);
+    // The memory target is judged on the worker as recommended to run; the other has none.
+    expect(figures.find((f) => f.id === '4')!.target!.met).toBe(false);
+    expect(figures.find((f) => f.id === "4'")!.target).toBeUndefined();
   });
 
   it('writes an SVG chart that is well-formed XML with one bar per finite ratio', () => {
