@@ -7,6 +7,7 @@ import { type Clearance, clearanceProblem, DEFAULT_CLEARANCE } from './clearance
 import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { ConsumerTelemetry } from './consumer-telemetry.ts';
+import type { BodyDecryptor } from './encryption.ts';
 import { ConfigError, IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
@@ -59,6 +60,12 @@ export interface ConsumerOptions {
    * `verifying` state; a refused job is dead-lettered and never handled. Absent: not checked.
    */
   verifier?: JobVerifier;
+  /**
+   * Opens encrypted job bodies (`@warren/security`'s `AesGcmDecryptor`) in the job's `verifying`
+   * state, after the signature; a job it refuses is dead-lettered with its ciphertext. Absent: an
+   * encrypted job is refused as `no-decryptor`.
+   */
+  decryptor?: BodyDecryptor;
   /**
    * What this consumer serves; default the handler's `clearance` (or `public` alone). A worker
    * config may narrow the handler's, never widen it (see {@link narrowClearance}).
@@ -116,6 +123,8 @@ export class Consumer {
   readonly #controller: PrefetchController | undefined;
   readonly #telemetry: ConsumerTelemetry;
   readonly #queue: string;
+  #inspection: { unsubscribe(): void } | undefined;
+  #started = false;
 
   constructor(options: ConsumerOptions) {
     const prefetch = options.prefetch ?? 16;
@@ -178,6 +187,7 @@ export class Consumer {
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
           ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
           ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
+          ...(options.decryptor === undefined ? {} : { decryptor: options.decryptor }),
           clearance,
           ...(options.relay === undefined ? {} : { relay: options.relay }),
           ...(options.audit === undefined ? {} : { audit: options.audit }),
@@ -186,8 +196,9 @@ export class Consumer {
             : { consumerTimeoutMs: options.consumerTimeoutMs }),
         },
       },
-      inspect: (event) => this.#inspect(event),
     });
+    // Inspection costs a little on every event xstate handles: only while someone watches.
+    if (this.#debug) this.#watch();
     this.#exit = new Promise((resolve) => {
       this.#actor.subscribe({
         complete: () => resolve(this.#exitOf()),
@@ -196,12 +207,12 @@ export class Consumer {
     });
   }
 
-  /** The consumer's lifecycle state: `idle`, `connecting`, `consuming`, `draining`, ... */
   /** The queue this consumer reads: its handler's model type and scope. */
   get queue(): string {
     return this.#queue;
   }
 
+  /** The consumer's lifecycle state: `idle`, `connecting`, `consuming`, `draining`, ... */
   get state(): string {
     return topState(this.#actor.getSnapshot().value);
   }
@@ -228,7 +239,21 @@ export class Consumer {
 
   onTransition(listener: TransitionListener): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.#watch();
+    return () => {
+      this.#listeners.delete(listener);
+      if (!this.#watched()) {
+        this.#inspection?.unsubscribe();
+        this.#inspection = undefined;
+      }
+    };
+  }
+
+  #watch(): void {
+    if (this.#inspection !== undefined) return;
+    // Watching from the middle of a run: the next change is reported from where it stands now.
+    if (this.#started) this.#state = stateName(this.#actor.getSnapshot().value);
+    this.#inspection = this.#actor.system.inspect((event) => this.#inspect(event));
   }
 
   /** Connects and subscribes; resolves once consuming, rejects if that fails. */
@@ -236,6 +261,7 @@ export class Consumer {
     if (this.state !== 'idle') {
       throw new IllegalStateError(`start: expected state idle, found ${this.state}`);
     }
+    this.#started = true;
     this.#actor.start();
     const unwatch = this.#telemetry.watchPrefetch(() => this.prefetch);
     void this.#exit.then(unwatch);
@@ -254,7 +280,10 @@ export class Consumer {
 
   /** Stops consuming, lets started jobs finish (up to the drain timeout) and resolves. */
   async stop(): Promise<ConsumerExit> {
-    if (this.state === 'idle') this.#actor.start();
+    if (this.state === 'idle') {
+      this.#started = true;
+      this.#actor.start();
+    }
     this.#actor.send({ type: 'warren.consumer.stop' });
     return this.#exit;
   }

@@ -7,17 +7,19 @@ import { waitFor } from './wait-for.ts';
 /** Routing, what a message carries, and publishing that fails. */
 export function describePublishing(fixture: FixtureAccess): void {
   describe('publishing', () => {
-    it('routes <modelType>.<scope> to the queue bound <modelType>.#, and no other', async () => {
+    it('routes <modelType>.<scope> to that scope’s queue alone, and nothing else anywhere', async () => {
       const { transport, admin } = fixture();
       const embeddings = topologyOf(fixture(), 'feature-extraction');
+      const restricted = topologyOf(fixture(), 'feature-extraction', { scope: 'restricted' });
       const labels = topologyOf(fixture(), 'text-classification');
-      await transport.declare(embeddings);
-      await transport.declare(labels);
+      for (const topology of [embeddings, restricted, labels]) await transport.declare(topology);
       const keys = [
         'feature-extraction.public',
-        'feature-extraction.tenant.a',
-        'feature-extraction',
+        'feature-extraction.restricted',
         'text-classification.public',
+        'feature-extraction.public.more',
+        'feature-extraction',
+        'feature-extraction.secret',
         'other.feature-extraction',
       ];
 
@@ -26,12 +28,14 @@ export function describePublishing(fixture: FixtureAccess): void {
         await transport.publish(target, Buffer.from(routingKey), {});
       }
 
-      const toEmbeddings = await takeAll(transport, embeddings.queue, 3);
-      const toLabels = await takeAll(transport, labels.queue, 1);
-      expect(toEmbeddings.map((d) => d.routingKey)).toEqual(keys.slice(0, 3));
-      expect(toLabels.map((d) => d.routingKey)).toEqual(['text-classification.public']);
-      expect(await admin.messageCount(embeddings.queue)).toBe(0);
-      expect(await admin.messageCount(labels.queue)).toBe(0);
+      const arrived = async (queue: string, count: number) =>
+        (await takeAll(transport, queue, count)).map((d) => d.routingKey);
+      expect(await arrived(embeddings.queue, 1)).toEqual(['feature-extraction.public']);
+      expect(await arrived(restricted.queue, 1)).toEqual(['feature-extraction.restricted']);
+      expect(await arrived(labels.queue, 1)).toEqual(['text-classification.public']);
+      for (const topology of [embeddings, restricted, labels]) {
+        expect(await admin.messageCount(topology.queue)).toBe(0);
+      }
     });
 
     it('delivers every property and header unchanged, epoch milliseconds as an exact integer', async () => {
