@@ -34,6 +34,24 @@ export type { IamRule, IdentityRule, OidcRule, ValuePattern } from './identity/r
 export { identityRulesSchema } from './identity/rules-schema.ts';
 export type { KeyFile, SigningKey } from './keys.ts';
 export { ed25519Key, hmacKey, KeySet } from './keys.ts';
+export type {
+  PermissionsDeclaration,
+  PermissionsDeclarationInput,
+} from './permissions/declaration.ts';
+export {
+  parsePermissionsDeclaration,
+  permissionsDeclarationSchema,
+} from './permissions/declaration.ts';
+export type { DefinitionsOptions, RabbitDefinitions } from './permissions/definitions.ts';
+export { toDefinitions } from './permissions/definitions.ts';
+export type {
+  AccountPermissions,
+  PermissionsPlan,
+  TopicPermission,
+} from './permissions/plan.ts';
+export { passwordVariable, planPermissions } from './permissions/plan.ts';
+export { shellQuote, toRabbitmqctlScript } from './permissions/rabbitmqctl.ts';
+export type { HandlerClearance, WorkerSettings } from './permissions/worker-settings.ts';
 export type { ReplayGuard } from './replay-guard.ts';
 export { DEFAULT_REPLAY_MAX_ENTRIES, MemoryReplayGuard } from './replay-guard.ts';
 export { createSigner, signatureHeaders } from './signer.ts';
