@@ -139,13 +139,68 @@ const brokerPublishBuffer = z
   .partial()
   .strict();
 
+/**
+ * Where the broker user name and password come from (docs/credentials.md): a mounted secret
+ * file, an environment variable or a command, each holding `{"username", "password"}` as JSON.
+ * Never this file: the schema has no field for a password, and refuses one in `url`.
+ */
+const brokerCredentials = z
+  .object({
+    /** Path of the secret file, relative to the config file; watched for changes. */
+    file: z.string().min(1).optional(),
+    /** How often the file is read in case no change event came. */
+    pollIntervalMs: z.int().min(100).max(HOUR_MS).optional(),
+    /** Name of the environment variable holding the JSON; read once. */
+    env: z.string().min(1).optional(),
+    /** A program and its arguments, run without a shell; it prints the JSON on stdout. */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** How often the command runs again to look for new credentials. */
+    refreshIntervalMs: z
+      .int()
+      .min(1_000)
+      .max(24 * HOUR_MS)
+      .optional(),
+    /** How long one run of the command may take. */
+    timeoutMs: z.int().min(100).max(HOUR_MS).optional(),
+  })
+  .strict()
+  .superRefine((section, context) => {
+    const named = (['file', 'env', 'command'] as const).filter((key) => section[key] !== undefined);
+    if (named.length !== 1) {
+      const found = named.length === 0 ? 'none' : named.join(' and ');
+      const message = `expected exactly one of file, env and command, found ${found}`;
+      context.addIssue({ code: 'custom', message });
+    }
+    const misplaced: Array<[keyof typeof section, 'file' | 'command']> = [
+      ['pollIntervalMs', 'file'],
+      ['refreshIntervalMs', 'command'],
+      ['timeoutMs', 'command'],
+    ];
+    for (const [key, owner] of misplaced) {
+      if (section[key] === undefined || section[owner] !== undefined) continue;
+      const message = `applies only with ${owner}`;
+      context.addIssue({ code: 'custom', path: [key], message });
+    }
+  });
+
+/** The message for a password in `broker.url`. */
+const URL_PASSWORD =
+  'carries a password, which the config file must not hold: name its source in ' +
+  'broker.credentials (a mounted file, an environment variable or a command; see ' +
+  'docs/credentials.md), or put the URL in AMQP_URL';
+
 const broker = z
   .object({
-    /** Used when AMQP_URL is unset. Put credentials in AMQP_URL, not in this file. */
+    /**
+     * Used when AMQP_URL is unset. It may name a user, never a password: the password comes
+     * from `credentials` (or AMQP_URL).
+     */
     url: z
       .string()
       .regex(/^amqps?:\/\//, { message: 'expected an amqp:// or amqps:// URL' })
+      .refine((url) => !urlHasPassword(url), { message: URL_PASSWORD })
       .default('amqp://127.0.0.1:5672'),
+    credentials: brokerCredentials.optional(),
     connectionName: z.string().min(1).optional(),
     /** Asked of the broker; absent, the broker's own (60 s on RabbitMQ). 0 turns them off. */
     heartbeatSeconds: z.int().min(0).max(65_535).optional(),
@@ -189,6 +244,30 @@ const signing = z
       .default(DEFAULT_WINDOW_MS),
     /** Message ids remembered against replays, in this worker's memory. */
     replayMaxEntries: z.int().min(1).max(10_000_000).default(DEFAULT_REPLAY_MAX_ENTRIES),
+    /**
+     * Where accepted message ids are remembered: this worker's memory, or the Redis named by
+     * `dedupe.redisUrlEnv`, shared by the fleet so that a replay reaching another worker is
+     * refused too.
+     */
+    replayStore: z.enum(['memory', 'redis']).default('memory'),
+  })
+  .strict()
+  .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
+    message: 'expected exactly one of keysFile and keysEnv',
+  });
+
+/**
+ * Job body encryption (docs/encryption.md). Like signing keys, the keys come from a mounted
+ * secret file or an environment variable, never from this file.
+ */
+const encryption = z
+  .object({
+    /** Refuse plaintext jobs (default false); set once every producer encrypts. */
+    required: z.boolean().default(false),
+    /** Path of the key set's JSON (a mounted secret), relative to the config file. */
+    keysFile: z.string().min(1).optional(),
+    /** Name of the environment variable holding the key set's JSON. */
+    keysEnv: z.string().min(1).optional(),
   })
   .strict()
   .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
@@ -272,6 +351,7 @@ export const workerConfigSchema = z
     security: z
       .object({
         signing: signing.optional(),
+        encryption: encryption.optional(),
         /**
          * Append-only JSON-lines audit log (docs/security.md#audit): one line per admission
          * decision, publish and credential change; relative to the config file.
@@ -329,7 +409,8 @@ export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
 export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
   const parsed = workerConfigSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
-    throw new ConfigError(describeIssues(parsed.error, { root: 'config', showValues: true }));
+    const issues = withoutQuotedSecrets(parsed.error);
+    throw new ConfigError(describeIssues(issues, { root: 'config', showValues: true }));
   }
   const config = parsed.data;
   for (const handler of config.handlers) {
@@ -338,8 +419,14 @@ export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
   const { local } = config.inference;
   if (local.modelPath !== undefined) local.modelPath = resolve(baseDir, local.modelPath);
   if (local.cacheDir !== undefined) local.cacheDir = resolve(baseDir, local.cacheDir);
+  const credentials = config.broker.credentials;
+  if (credentials?.file !== undefined) credentials.file = resolve(baseDir, credentials.file);
   const { signing } = config.security;
   if (signing?.keysFile !== undefined) signing.keysFile = resolve(baseDir, signing.keysFile);
+  const { encryption } = config.security;
+  if (encryption?.keysFile !== undefined) {
+    encryption.keysFile = resolve(baseDir, encryption.keysFile);
+  }
   if (config.security.auditLog !== undefined) {
     config.security.auditLog = resolve(baseDir, config.security.auditLog);
   }
@@ -363,6 +450,33 @@ export async function loadConfig(path: string): Promise<WorkerConfig> {
     });
   }
   return parseConfig(value, dirname(resolve(path)));
+}
+
+/**
+ * The issues to report, without the value found where that value must not be quoted (a broker
+ * URL may hold a password) or says nothing (the credentials checks name what they found).
+ */
+function withoutQuotedSecrets(error: z.ZodError): z.ZodError {
+  return new z.ZodError(
+    error.issues.map((issue) => {
+      const [section, field] = issue.path;
+      const hidden =
+        section === 'broker' &&
+        (field === 'url' || (field === 'credentials' && issue.code === 'custom'));
+      if (!hidden) return issue;
+      const { input: _input, ...rest } = issue;
+      return rest;
+    }),
+  );
+}
+
+/** Whether `url` carries a password (false for text that is not a URL). */
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
 }
 
 function errorText(error: unknown): string {

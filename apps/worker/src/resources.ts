@@ -10,7 +10,10 @@ import {
 import { LocalInference, RemoteInference } from '@warren/inference';
 import { RedisDedupeStore } from '@warren/redis';
 import type { Logger } from 'pino';
+import { openAuditLog } from './audit.ts';
 import type { WorkerConfig } from './config.ts';
+import { openBrokerCredentials } from './credentials.ts';
+import { auditOtherUser, auditRotations } from './credentials-audit.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
 
 // What a worker is made of, built from its config: plugins, transport, inference, dedupe.
@@ -48,12 +51,26 @@ export function createDedupe(
   return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
 }
 
-export function createTransport(config: WorkerConfig, env: Environment, logger: Logger): Transport {
+/**
+ * The RabbitMQ transport: AMQP_URL, else `broker.url`, logging in with the credentials
+ * `broker.credentials` names (read now, then watched; docs/credentials.md) when it names some.
+ * Rotations are logged by the transport and written to the audit log, if there is one.
+ */
+export async function createTransport(
+  config: WorkerConfig,
+  env: Environment,
+  logger: Logger,
+): Promise<Transport> {
   const url = env.AMQP_URL ?? config.broker.url;
   logger.info({ broker: redactUrl(url) }, 'broker selected');
+  const auditLog =
+    config.broker.credentials === undefined ? undefined : openAuditLog(config, logger);
+  const credentials = await openBrokerCredentials(config, env, logger, (username, message) => {
+    if (auditLog !== undefined) auditOtherUser(auditLog, username, message);
+  });
   const { connectionName, heartbeatSeconds, connectTimeoutMs, recovery, publishBuffer } =
     config.broker;
-  return new AmqpTransport({
+  const transport = new AmqpTransport({
     url,
     logger,
     connectionName: connectionName ?? 'warren-worker',
@@ -61,7 +78,10 @@ export function createTransport(config: WorkerConfig, env: Environment, logger: 
     connectTimeoutMs,
     recovery,
     publishBuffer,
+    ...(credentials === undefined ? {} : { credentials }),
   });
+  if (auditLog !== undefined) transport.onConnectionEvent(auditRotations(auditLog, logger));
+  return transport;
 }
 
 export function createInference(

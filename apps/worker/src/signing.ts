@@ -1,7 +1,35 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '@warren/core';
-import { KeySet, MemoryReplayGuard, SignatureVerifier } from '@warren/security';
+import { DEFAULT_REDIS_URL, RedisReplayGuard } from '@warren/redis';
+import {
+  AesGcmDecryptor,
+  EncryptionKeySet,
+  KeySet,
+  MemoryReplayGuard,
+  type ReplayGuard,
+  SignatureVerifier,
+} from '@warren/security';
 import type { WorkerConfig } from './config.ts';
+
+/** A replay guard, and how to let go of what it holds (a Redis connection) when the worker stops. */
+export type WorkerReplayGuard = ReplayGuard & { close?(): Promise<void> };
+
+/**
+ * The replay guard `security.signing.replayStore` names: in this worker's memory, or in the Redis
+ * at `dedupe.redisUrlEnv`, shared by the fleet. Undefined when signing is not configured. A Redis
+ * guard connects on its first use; the worker closes it when it stops.
+ */
+export function createReplayGuard(
+  config: WorkerConfig,
+  env: Record<string, string | undefined>,
+): WorkerReplayGuard | undefined {
+  const signing = config.security.signing;
+  if (signing === undefined) return undefined;
+  if (signing.replayStore === 'memory') {
+    return new MemoryReplayGuard({ maxEntries: signing.replayMaxEntries });
+  }
+  return new RedisReplayGuard({ url: env[config.dedupe.redisUrlEnv] ?? DEFAULT_REDIS_URL });
+}
 
 /**
  * The verifier the config's `security.signing` asks for, shared by every consumer of the worker
@@ -12,44 +40,67 @@ export async function createVerifier(
   config: WorkerConfig,
   env: Record<string, string | undefined>,
   relays: readonly string[],
+  replayGuard: ReplayGuard | undefined = createReplayGuard(config, env),
 ): Promise<SignatureVerifier | undefined> {
   const signing = config.security.signing;
   if (signing === undefined) return undefined;
-  const keys = await readKeySet(signing, env);
+  const { text, source } = await readKeyText(signing, 'config.security.signing', env);
   return new SignatureVerifier({
-    keys,
+    keys: KeySet.fromJson(text, source),
     required: signing.required,
     algorithms: signing.algorithms,
     windowMs: signing.windowMs,
-    replayGuard: new MemoryReplayGuard({ maxEntries: signing.replayMaxEntries }),
+    ...(replayGuard === undefined ? {} : { replayGuard }),
     relays,
   });
 }
 
-type SigningConfig = NonNullable<WorkerConfig['security']['signing']>;
-
-async function readKeySet(
-  signing: SigningConfig,
+/**
+ * The decryptor the config's `security.encryption` asks for, shared by every consumer of the
+ * worker; undefined when encryption is not configured (an encrypted job is then refused).
+ */
+export async function createDecryptor(
+  config: WorkerConfig,
   env: Record<string, string | undefined>,
-): Promise<KeySet> {
-  if (signing.keysEnv !== undefined) {
-    const text = env[signing.keysEnv];
+): Promise<AesGcmDecryptor | undefined> {
+  const encryption = config.security.encryption;
+  if (encryption === undefined) return undefined;
+  const { text, source } = await readKeyText(encryption, 'config.security.encryption', env);
+  return new AesGcmDecryptor({
+    keys: EncryptionKeySet.fromJson(text, source),
+    required: encryption.required,
+  });
+}
+
+/** Where a config section says its key set is: a file (a mounted secret) or a variable. */
+interface KeySource {
+  keysFile?: string | undefined;
+  keysEnv?: string | undefined;
+}
+
+/**
+ * The JSON text of a key set, and a name for where it came from that errors can quote (never the
+ * keys themselves). `field` names the config section in errors.
+ */
+async function readKeyText(
+  section: KeySource,
+  field: string,
+  env: Record<string, string | undefined>,
+): Promise<{ text: string; source: string }> {
+  if (section.keysEnv !== undefined) {
+    const text = env[section.keysEnv];
     if (text === undefined) {
       throw new ConfigError(
-        `config.security.signing.keysEnv: expected environment variable ${signing.keysEnv} to be set, found it unset`,
+        `${field}.keysEnv: expected environment variable ${section.keysEnv} to be set, found it unset`,
       );
     }
-    return KeySet.fromJson(text, `environment variable ${signing.keysEnv}`);
+    return { text, source: `environment variable ${section.keysEnv}` };
   }
-  const path = signing.keysFile!;
-  let text: string;
+  const path = section.keysFile!;
   try {
-    text = await readFile(path, 'utf-8');
+    return { text: await readFile(path, 'utf-8'), source: `key file ${path}` };
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new ConfigError(`config.security.signing.keysFile ${path}: cannot be read (${detail})`, {
-      cause,
-    });
+    throw new ConfigError(`${field}.keysFile ${path}: cannot be read (${detail})`, { cause });
   }
-  return KeySet.fromJson(text, `key file ${path}`);
 }

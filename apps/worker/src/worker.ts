@@ -19,7 +19,12 @@ import { clearanceFor, relayFor } from './clearance.ts';
 import type { WorkerConfig } from './config.ts';
 import { type HealthServer, serveHealth } from './health-server.ts';
 import { createDedupe, createInference, createTransport, loadHandlers } from './resources.ts';
-import { createVerifier } from './signing.ts';
+import {
+  createDecryptor,
+  createReplayGuard,
+  createVerifier,
+  type WorkerReplayGuard,
+} from './signing.ts';
 
 export interface WorkerOptions {
   config: WorkerConfig;
@@ -76,6 +81,8 @@ export class Worker {
   #downSince: number | undefined;
   readonly #transport: Transport;
   readonly #dedupeStore: DedupeStore | undefined;
+  /** Remembers signed jobs' ids; a Redis one holds a connection to close. */
+  readonly #replayGuard: WorkerReplayGuard | undefined;
   /** The inference client the worker built (one passed in is the caller's to close). */
   readonly #inference: LocalInference | undefined;
   readonly #logger: Logger;
@@ -93,6 +100,7 @@ export class Worker {
     idleSince: Map<string, number>;
     transport: Transport;
     dedupeStore: DedupeStore | undefined;
+    replayGuard: WorkerReplayGuard | undefined;
     inference: LocalInference | undefined;
     config: WorkerConfig;
     logger: Logger;
@@ -103,6 +111,7 @@ export class Worker {
     this.#idleSince = parts.idleSince;
     this.#transport = parts.transport;
     this.#dedupeStore = parts.dedupeStore;
+    this.#replayGuard = parts.replayGuard;
     this.#inference = parts.inference;
     this.#config = parts.config;
     this.#logger = parts.logger;
@@ -152,9 +161,11 @@ export class Worker {
       options.inference === undefined && inference instanceof LocalInference
         ? inference
         : undefined;
-    const transport = options.transport ?? createTransport(config, env, logger);
+    const transport = options.transport ?? (await createTransport(config, env, logger));
     const relay = relayFor(config, transport);
-    const verifier = await createVerifier(config, env, relay.trusted);
+    const replayGuard = createReplayGuard(config, env);
+    const verifier = await createVerifier(config, env, relay.trusted, replayGuard);
+    const decryptor = await createDecryptor(config, env);
     const audit = openAuditLog(config, logger);
     const dedupe = createDedupe(config, env, options.dedupeStore);
     // A store the caller passed in may be shared with other workers: the caller closes it.
@@ -221,6 +232,7 @@ export class Worker {
               scope,
               relay,
               ...(verifier === undefined ? {} : { verifier }),
+              ...(decryptor === undefined ? {} : { decryptor }),
               ...(audit === undefined ? {} : { audit }),
             });
             const previous = latest.get(id);
@@ -253,6 +265,7 @@ export class Worker {
       idleSince,
       transport,
       dedupeStore: ownStore,
+      replayGuard,
       inference: ownInference,
       config,
       logger,
@@ -367,6 +380,7 @@ export class Worker {
     await this.#transport.close();
     await this.#inference?.close();
     await this.#dedupeStore?.close();
+    await this.#replayGuard?.close?.();
   }
 }
 

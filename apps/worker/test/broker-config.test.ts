@@ -7,7 +7,7 @@ import { parseConfig } from '../src/config.ts';
 import { Worker } from '../src/index.ts';
 import { answeredTwice, type FaultLab, resultsByJob, startFaultLab } from './fault-lab.ts';
 import { labCalls } from './fixtures/lab.ts';
-import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+import { BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
 
 function brokerConfig(broker: Record<string, unknown>) {
   return parseConfig(
@@ -119,13 +119,14 @@ describe('a worker started with broker settings', () => {
     const connectionName = `warren-test-${prefix}`;
     const config = parseConfig(
       {
-        broker: { url: AMQP_URL, connectionName, heartbeatSeconds: 7 },
+        broker: { ...testBroker(), connectionName, heartbeatSeconds: 7 },
         topology: { prefix },
         handlers: [{ module: new URL('./fixtures/echo.ts', import.meta.url).pathname }],
       },
       process.cwd(),
     );
-    const worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
+    const env = brokerEnv();
+    const worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env });
     try {
       expect(await negotiatedHeartbeat(connectionName)).toBe(7);
     } finally {

@@ -12,7 +12,7 @@ import { connect } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+import { AMQP_URL, BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const VAULT = fileURLToPath(new URL('./fixtures/vault.ts', import.meta.url));
@@ -66,7 +66,7 @@ describe('clearance, against the real broker', () => {
     probe = await BrokerProbe.open();
     const config = parseConfig(
       {
-        broker: { url: AMQP_URL },
+        broker: testBroker(),
         topology: { prefix },
         handlers: [
           { module: ECHO, prefetch: 4 },
@@ -76,7 +76,7 @@ describe('clearance, against the real broker', () => {
       },
       process.cwd(),
     );
-    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
+    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: brokerEnv() });
     const reply = await probe.replyQueue();
     results = reply.messages;
     replyTo = reply.queue;

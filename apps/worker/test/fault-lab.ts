@@ -6,7 +6,7 @@ import { FaultProxy } from '@warren/testing';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, type BrokerProbe, uniquePrefix } from './support.ts';
+import { AMQP_URL, type BrokerProbe, brokerEnv, testBroker, uniquePrefix } from './support.ts';
 
 const LAB = fileURLToPath(new URL('./fixtures/lab.ts', import.meta.url));
 
@@ -74,7 +74,7 @@ export async function startFaultLab(
   const config = parseConfig(
     {
       broker: {
-        url: urlThrough(proxy),
+        ...testBroker(urlThrough(proxy)),
         connectionName,
         recovery: FAST_RECOVERY,
         ...options.broker,
@@ -102,7 +102,7 @@ export async function startFaultLab(
   let worker: Worker | undefined;
   let deadLetters: ConsumeMessage[];
   try {
-    worker = await Worker.start({ config, logger, env: {} });
+    worker = await Worker.start({ config, logger, env: brokerEnv() });
     deadLetters = await probe.collect(`${prefix}.dead-letter.lab`);
   } catch (error) {
     await worker?.stop();

@@ -4,7 +4,7 @@ import type { ConsumeMessage, Options } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+import { BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const RETRY = { ...DEFAULT_RETRY_POLICY, maxAttempts: 2, initialDelayMs: 20, jitter: 0 };
@@ -93,7 +93,7 @@ describe('malformed and failing jobs', () => {
     probe = await BrokerProbe.open();
     const config = parseConfig(
       {
-        broker: { url: AMQP_URL },
+        broker: testBroker(),
         topology: { prefix },
         handlers: [
           { module: ECHO, prefetch: 4, retry: { maxAttempts: 2, initialDelayMs: 20, jitter: 0 } },
@@ -101,7 +101,7 @@ describe('malformed and failing jobs', () => {
       },
       process.cwd(),
     );
-    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
+    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: brokerEnv() });
     deadLetters = await probe.collect(`${prefix}.dead-letter.echo`);
     const reply = await probe.replyQueue();
     results = reply.messages;

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAuditLog } from '../src/audit.ts';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+import { AMQP_URL, BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 
@@ -135,7 +135,7 @@ describe('signed jobs on a real broker', () => {
     probe = await BrokerProbe.open();
     const config = parseConfig(
       {
-        broker: { url: AMQP_URL },
+        broker: testBroker(),
         topology: { prefix },
         handlers: [
           {
@@ -157,7 +157,7 @@ describe('signed jobs on a real broker', () => {
       },
       process.cwd(),
     );
-    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: {} });
+    worker = await Worker.start({ config, logger: pino({ level: 'silent' }), env: brokerEnv() });
     deadLetters = await probe.collect(`${prefix}.dead-letter.echo`);
     const reply = await probe.replyQueue();
     results = reply.messages;

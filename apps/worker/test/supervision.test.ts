@@ -210,7 +210,7 @@ describe.each([
 function flakyConnect(transport: Transport, failures: number): Transport {
   let left = failures;
   return new Proxy(transport, {
-    get(target, property, receiver) {
+    get(target, property) {
       if (property === 'connect') {
         return async () => {
           if (left > 0) {
@@ -220,7 +220,8 @@ function flakyConnect(transport: Transport, failures: number): Transport {
           return target.connect();
         };
       }
-      const value = Reflect.get(target, property, receiver);
+      // Getters run on the transport itself: its private fields are not the proxy's.
+      const value = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });

@@ -95,3 +95,29 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** The environment variable the test configs name in `broker.credentials`. */
+export const CREDENTIALS_ENV = 'WARREN_TEST_BROKER_CREDENTIALS';
+
+/**
+ * The `broker` section of a test worker config for `url` (default {@link AMQP_URL}): the URL
+ * without its password, which a config may not hold, and the credentials read from
+ * {@link CREDENTIALS_ENV}. Start the worker with `env: brokerEnv(url)`.
+ */
+export function testBroker(url: string = AMQP_URL): { url: string; credentials: { env: string } } {
+  const bare = new URL(url);
+  bare.username = '';
+  bare.password = '';
+  return { url: bare.href, credentials: { env: CREDENTIALS_ENV } };
+}
+
+/** The environment that gives {@link testBroker}'s config the user and password of `url`. */
+export function brokerEnv(url: string = AMQP_URL): Record<string, string> {
+  const parsed = new URL(url);
+  const named = parsed.username !== '' || parsed.password !== '';
+  const credentials = {
+    username: named ? decodeURIComponent(parsed.username) : 'guest',
+    password: named ? decodeURIComponent(parsed.password) : 'guest',
+  };
+  return { [CREDENTIALS_ENV]: JSON.stringify(credentials) };
+}

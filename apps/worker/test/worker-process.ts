@@ -17,10 +17,13 @@ export interface WorkerProcess {
   logged(msg: string, timeoutMs?: number): Promise<void>;
 }
 
-/** Starts `node bin/warren-worker.js --config <config>` on the test broker and Redis. */
-export function spawnWorker(config: string): WorkerProcess {
+/**
+ * Starts `node bin/warren-worker.js --config <config>` on the test broker and Redis; `env` adds
+ * to or replaces its environment (AMQP_URL and REDIS_URL included).
+ */
+export function spawnWorker(config: string, env: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, [BIN, '--config', config], {
-    env: { ...process.env, AMQP_URL, REDIS_URL },
+    env: { ...process.env, AMQP_URL, REDIS_URL, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

@@ -13,7 +13,7 @@ import {
   type Subscription,
   type Transport,
 } from '@warren/core';
-import { type ChannelModel, connect } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { within } from './abortable.ts';
 import { describeCause } from './cause.ts';
 import { ChannelConsumer, type Outcome } from './channel-consumer.ts';
@@ -21,11 +21,15 @@ import { closeQuietly } from './closing.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
 import { ConnectionEvents } from './connection-events.ts';
 import type { Receipt } from './consumer-channel.ts';
+import { CredentialRotation, RotationFailure } from './credential-rotation.ts';
+import type { CredentialsProvider } from './credentials.ts';
 import { declareTopology } from './declare.ts';
+import { Dialer } from './dialer.ts';
 import { type AmqpTransportOptions, resolveOptions } from './options.ts';
 import { toPublishOptions } from './properties.ts';
 import { reconnectLoop } from './reconnect-loop.ts';
 import type { RecoveryPolicy } from './recovery-policy.ts';
+import { RetiredConnections } from './retired-connections.ts';
 
 /**
  * - `idle`: not yet connected.
@@ -47,11 +51,23 @@ interface Recovery {
  * Warren's {@link Transport} on RabbitMQ, through amqplib. Publishes wait for publisher confirms;
  * each consumer has its own channel and prefetch, and each delivery is settled on the channel
  * that received it. A lost connection is recovered: see {@link AmqpTransportOptions.recovery}.
+ * With {@link AmqpTransportOptions.credentials}, it can move to new credentials without losing
+ * work: see {@link AmqpTransport.rotateCredentials}.
  */
 export class AmqpTransport implements Transport {
-  readonly #url: string;
   readonly #broker: string;
-  readonly #connectionName: string | undefined;
+  readonly #credentials: CredentialsProvider | undefined;
+  readonly #dialer: Dialer;
+  readonly #rotation: CredentialRotation;
+  #stopWatching: (() => void) | undefined;
+  /** The reads that a rotation asked for must come after this one. */
+  #rotationAfter = 0;
+  /** A connection being made ready by a rotation, not yet in use. */
+  #rotating: ChannelModel | undefined;
+  /** Connections replaced by a rotation, each closed once nothing of it is in use. */
+  readonly #retired: RetiredConnections;
+  /** Consumers starting: a rotation waits for them before it closes their connection. */
+  readonly #starting = new Set<Promise<unknown>>();
   readonly #connectTimeoutMs: number;
   readonly #policy: RecoveryPolicy;
   readonly #logger: LogSink;
@@ -70,16 +86,28 @@ export class AmqpTransport implements Transport {
   #lostBecause: Error | undefined;
   #closing: Promise<void> | undefined;
 
-  /** The user name the transport connects with (amqplib's default `guest` when none is given). */
-  get account(): string {
-    return decodeURIComponent(new URL(this.#url).username) || 'guest';
+  /**
+   * The user name the transport connects as: that of the connection in use, else the one it
+   * dials with next (the URL's, amqplib's default `guest` when it names none, or the credentials
+   * read last); with a credentials provider that has not been read yet, the provider's
+   * `username`, if it tells.
+   */
+  get account(): string | undefined {
+    if (this.#connection !== undefined) return this.#dialer.usernameOf(this.#connection);
+    return this.#dialer.nextUsername;
   }
 
   constructor(options: AmqpTransportOptions) {
     const resolved = resolveOptions(options);
-    this.#url = resolved.dialUrl;
     this.#broker = resolved.broker;
-    this.#connectionName = resolved.connectionName;
+    this.#credentials = resolved.credentials;
+    this.#dialer = new Dialer({
+      url: resolved.dialUrl,
+      broker: resolved.broker,
+      urlUsername: resolved.urlUsername,
+      connectionName: resolved.connectionName,
+      credentials: resolved.credentials,
+    });
     this.#connectTimeoutMs = resolved.connectTimeoutMs;
     this.#policy = resolved.policy;
     this.#logger = resolved.logger;
@@ -89,6 +117,22 @@ export class AmqpTransport implements Transport {
       logger: this.#logger,
       fields: this.#fields,
       limits: resolved.publishBuffer,
+    });
+    this.#retired = new RetiredConnections(
+      {
+        publisher: this.#publisher,
+        consumers: () => this.#consumers,
+        starting: () => this.#starting,
+      },
+      this.#logger,
+      this.#fields,
+    );
+    this.#rotation = new CredentialRotation({
+      attempt: () => this.#rotateOnce(),
+      retry: resolved.rotationRetry,
+      events: this.#events,
+      logger: this.#logger,
+      fields: this.#fields,
     });
   }
 
@@ -145,7 +189,7 @@ export class AmqpTransport implements Transport {
     checkPrefetch(options.prefetch);
     const connection = await this.#connected('consume');
 
-    const consumer = await ChannelConsumer.start(
+    const starting = ChannelConsumer.start(
       {
         queue,
         prefetch: options.prefetch,
@@ -158,11 +202,24 @@ export class AmqpTransport implements Transport {
       },
       connection,
     );
+    this.#starting.add(starting);
+    let consumer: ChannelConsumer;
+    try {
+      consumer = await starting;
+    } finally {
+      this.#starting.delete(starting);
+    }
     if (this.#state === 'closed') {
       await consumer.close();
       throw new IllegalStateError('consume: the transport was closed while the consumer started');
     }
     this.#consumers.add(consumer);
+    // A rotation replaced the connection while the consumer started on it.
+    const live = this.#connection;
+    if (this.#state === 'connected' && live !== undefined && live !== connection) {
+      // Lost meanwhile: the recovery moves it with the others.
+      await this.#follow(consumer, live).catch(() => {});
+    }
     return {
       cancel: () => consumer.cancel(),
       setPrefetch: (count) => {
@@ -201,6 +258,38 @@ export class AmqpTransport implements Transport {
     this.#settle(delivery, { kind: 'nack', requeue: options.requeue });
   }
 
+  /**
+   * Moves to new credentials without losing work: reads them from
+   * {@link AmqpTransportOptions.credentials}, dials a new connection with them and declares every
+   * known topology on it; then publishes go on a confirm channel of the new connection (those
+   * sent on the old one are confirmed there), and each subscription starts consuming there and
+   * cancels its old consumer, whose channel stays open until every delivery it handed out is
+   * settled. The old connection closes once none of its channels is left. Resolves once the new
+   * connection carries publishing and every subscription.
+   *
+   * When the new connection cannot be made ready (the broker refuses the login, say), the old
+   * one goes on untouched, a `rotation-failed` event is reported, the promise rejects, and the
+   * rotation is tried again after a backoff ({@link AmqpTransportOptions.rotationRetry}) or at
+   * the next call. While not yet connected there is nothing to move: the first connection reads
+   * the credentials anyway. A provider's `watch` calls this on each change.
+   */
+  rotateCredentials(): Promise<void> {
+    if (this.#credentials === undefined) {
+      return Promise.reject(
+        new IllegalStateError(
+          'rotateCredentials: expected a transport made with `credentials`, found none',
+        ),
+      );
+    }
+    try {
+      this.#requireUsable('rotateCredentials');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#rotationAfter = this.#dialer.reads;
+    return this.#rotation.request();
+  }
+
   /** Tells `listener` of each loss, reconnect attempt, recovery and give-up; returns its removal. */
   onConnectionEvent(listener: ConnectionListener): () => void {
     return this.#events.add(listener);
@@ -234,18 +323,18 @@ export class AmqpTransport implements Transport {
       throw new IllegalStateError('connect: the transport was closed while it connected');
     }
     this.#state = 'connected';
-    this.#logger.info(this.#fields, 'broker connected');
+    const as =
+      this.#credentials === undefined ? {} : { username: this.#dialer.usernameOf(connection) };
+    this.#logger.info({ ...this.#fields, ...as }, 'broker connected');
+    this.#stopWatching ??= this.#credentials?.watch?.(() => {
+      // Its outcome is logged and reported as an event; nobody waits for this promise.
+      this.rotateCredentials().catch(() => {});
+    });
   }
 
+  /** A new connection, dialled with the credentials read now (or the URL's), and watched. */
   async #dial(timeoutMs: number): Promise<ChannelModel> {
-    const clientProperties =
-      this.#connectionName === undefined ? {} : { connection_name: this.#connectionName };
-    let connection: ChannelModel;
-    try {
-      connection = await connect(this.#url, { clientProperties, timeout: timeoutMs });
-    } catch (cause) {
-      throw this.#unreachable(cause);
-    }
+    const connection = await this.#dialer.dial(timeoutMs);
     this.#watch(connection);
     return connection;
   }
@@ -271,8 +360,8 @@ export class AmqpTransport implements Transport {
     if (this.#state === 'closed' || this.#state === 'lost') return;
     this.#connection = undefined;
     this.#lostBecause = cause;
-    this.#publisher.detach();
-    for (const consumer of this.#consumers) consumer.suspend();
+    this.#publisher.detach(connection);
+    for (const consumer of this.#consumers) consumer.suspend(connection);
     // While connecting or restoring, the attempt under way fails and reports it.
     if (this.#state !== 'connected') return;
 
@@ -329,7 +418,10 @@ export class AmqpTransport implements Transport {
     }
   }
 
-  /** Declares every topology again, reopens the publish channel and resumes each consumer. */
+  /**
+   * Declares every topology again, reopens the publish channel and resumes each consumer (or
+   * moves one still consuming on a connection a rotation replaced).
+   */
   async #restore(connection: ChannelModel): Promise<void> {
     // An attempt given up on (timed out, or stopped by close()) may still be running here: it
     // must not hand the publisher or a consumer a connection that is being closed.
@@ -351,15 +443,93 @@ export class AmqpTransport implements Transport {
     await this.#publisher.attach(connection);
     for (const consumer of [...this.#consumers]) {
       giveUpIfStale();
-      try {
-        await consumer.resume(connection);
-      } catch (error) {
-        if (this.#connection !== connection) throw error;
-        consumer.fail(`after reconnecting to ${this.#broker}, ${describeCause(error)}`);
-      }
+      await this.#follow(consumer, connection, `after reconnecting to ${this.#broker}`);
     }
     if (this.#connection !== connection) {
       throw this.#lostBecause ?? new Error('the connection was lost while it was restored');
+    }
+  }
+
+  /**
+   * Has `consumer` consume on `connection`: resumes it, or moves it off the connection it is on.
+   * A failure while `connection` is still the one in use ends that subscription, through its
+   * `onCancel`; one because `connection` was lost meanwhile is thrown, for the recovery to
+   * handle.
+   */
+  async #follow(
+    consumer: ChannelConsumer,
+    connection: ChannelModel,
+    context = 'after rotating credentials',
+  ): Promise<void> {
+    const suspended = consumer.suspended;
+    try {
+      await consumer.moveTo(connection);
+    } catch (error) {
+      if (this.#connection !== connection) throw error;
+      const reason = `${context}, ${describeCause(error)}`;
+      if (suspended) consumer.fail(reason);
+      else await consumer.stop(reason);
+    }
+  }
+
+  /** One rotation attempt (see {@link rotateCredentials}): the user name in use after it. */
+  async #rotateOnce(): Promise<string | undefined> {
+    await this.#connecting?.catch(() => {});
+    while (this.#state === 'recovering') await this.#whenRecovered('rotateCredentials');
+    this.#requireUsable('rotateCredentials');
+    const old = this.#connection;
+    if (this.#state !== 'connected' || old === undefined) return undefined;
+    // A reconnect since the request read the credentials afresh: there is nothing to move.
+    if (this.#dialer.readOf(old) > this.#rotationAfter) return this.#dialer.usernameOf(old);
+
+    this.#logger.debug(this.#fields, 'rotating broker credentials');
+    const next = await this.#prepare();
+    if (this.#state !== 'connected' || this.#connection !== old) {
+      // Closed, or lost: the recovery dials with the newest credentials, and says so.
+      await closeQuietly(next);
+      return this.#rotateOnce();
+    }
+
+    // The switch: from here a loss of `next` is a loss of the connection in use.
+    this.#connection = next;
+    this.#retired.retire(old, this.#dialer.usernameOf(old));
+    try {
+      await this.#publisher.attach(next);
+    } catch (error) {
+      if (this.#connection === next) {
+        this.#onLost(next, asError(error));
+        void closeQuietly(next);
+      }
+      return this.#rotateOnce();
+    }
+    for (const consumer of [...this.#consumers]) {
+      if (this.#connection !== next) return this.#rotateOnce();
+      try {
+        await this.#follow(consumer, next);
+      } catch {
+        // `next` was lost: the recovery moves the consumers left.
+        return this.#rotateOnce();
+      }
+    }
+    return this.#dialer.usernameOf(next);
+  }
+
+  /**
+   * Dials a connection with the credentials read now and declares every known topology on it,
+   * which also shows that the new user may use them. Rejects with a {@link RotationFailure}.
+   */
+  async #prepare(): Promise<ChannelModel> {
+    let next: ChannelModel | undefined;
+    try {
+      next = await this.#dial(this.#connectTimeoutMs);
+      this.#rotating = next;
+      for (const topology of this.#topologies.values()) await declareTopology(next, topology);
+      return next;
+    } catch (error) {
+      if (next !== undefined) await closeQuietly(next);
+      throw new RotationFailure(error, this.#dialer.lastUsername);
+    } finally {
+      this.#rotating = undefined;
     }
   }
 
@@ -379,11 +549,15 @@ export class AmqpTransport implements Transport {
   async #shutdown(): Promise<void> {
     this.#state = 'closed';
     this.#recovery?.stop.abort();
+    this.#rotation.stop();
+    this.#stopWatching?.();
     await this.#connecting?.catch(() => {});
     for (const consumer of this.#consumers) await consumer.close();
     this.#consumers.clear();
     await this.#publisher.close();
     if (this.#connection !== undefined) await closeQuietly(this.#connection);
+    await this.#retired.closeAll();
+    if (this.#rotating !== undefined) await closeQuietly(this.#rotating);
     await this.#recovery?.ended;
     this.#logger.info(this.#fields, 'transport closed');
   }
@@ -435,10 +609,7 @@ export class AmqpTransport implements Transport {
   }
 
   #unreachable(cause: unknown): BrokerUnreachableError {
-    return new BrokerUnreachableError(
-      `cannot connect to ${this.#broker}: ${describeCause(cause)}`,
-      { cause },
-    );
+    return this.#dialer.unreachable(cause);
   }
 }
 

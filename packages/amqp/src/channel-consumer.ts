@@ -4,6 +4,7 @@ import { describeCause } from './cause.ts';
 import { closeQuietly } from './closing.ts';
 import { ConsumerChannel, type Receipt } from './consumer-channel.ts';
 import { fromAmqpProperties } from './properties.ts';
+import { RetiredChannels } from './retired-channels.ts';
 
 /** How a delivery is settled. */
 export type Outcome = { kind: 'ack' } | { kind: 'nack'; requeue: boolean };
@@ -34,13 +35,21 @@ type ConsumerState = 'consuming' | 'suspended' | 'cancelling' | 'cancelled' | 'c
 
 /**
  * One subscription: a consumer on a channel of its own with its own prefetch. It outlives its
- * channel: after a reconnect it consumes again on a new one with its current prefetch.
+ * channel: after a reconnect it consumes again on a new one with its current prefetch, and
+ * after a credentials rotation it moves to a channel of the new connection (see
+ * {@link ChannelConsumer.moveTo}).
  */
 export class ChannelConsumer {
   readonly #options: ChannelConsumerOptions;
   readonly #fields: object;
   #state: ConsumerState = 'consuming';
   #line: ConsumerChannel | undefined;
+  /** The connection {@link #line} is a channel of. */
+  #connection: ChannelModel | undefined;
+  /** Channels of connections it moved off, each open until what it delivered is settled. */
+  readonly #retired: RetiredChannels;
+  /** Who waits for this consumer to stop using a connection (see {@link whenOff}). */
+  #offWaiters: Array<{ connection: ChannelModel; resolve: () => void }> = [];
   #prefetch: number;
   #closing = false;
   #cancelNotified = false;
@@ -51,6 +60,7 @@ export class ChannelConsumer {
     this.#options = options;
     this.#prefetch = options.prefetch;
     this.#fields = { ...options.fields, queue: options.queue };
+    this.#retired = new RetiredChannels(options.logger, this.#fields, () => this.#checkOff());
   }
 
   /** Opens a channel, sets its prefetch and starts consuming with manual acknowledgement. */
@@ -81,10 +91,11 @@ export class ChannelConsumer {
     return this.#resubscribing;
   }
 
-  /** Closes the channel; the broker requeues every unsettled delivery. */
+  /** Closes its channels; the broker requeues every unsettled delivery. */
   async close(): Promise<void> {
     if (this.#state === 'closed' || this.#closing) return;
     this.#closing = true;
+    await this.#retired.closeAll();
     const line = this.#line;
     if (line === undefined || !line.open) {
       this.#end();
@@ -96,10 +107,13 @@ export class ChannelConsumer {
   }
 
   /**
-   * The connection is gone. A live consumer waits for {@link resume}; one that was cancelling
-   * has nothing left to do, since the broker requeued what it had not settled.
+   * `connection` is gone, and with it the channels on it. A live consumer whose channel it was
+   * waits for {@link resume}; one that was cancelling has nothing left to do, since the broker
+   * requeued what it had not settled.
    */
-  suspend(): void {
+  suspend(connection: ChannelModel): void {
+    this.#retired.lose(connection);
+    if (this.#connection !== connection) return;
     const line = this.#line;
     if (line !== undefined) line.open = false;
     if (this.#closing) {
@@ -110,6 +124,40 @@ export class ChannelConsumer {
     } else if (this.#state === 'cancelling' || this.#state === 'cancelled') {
       this.#end();
     }
+    this.#checkOff();
+  }
+
+  /**
+   * Consumes on `connection` from now on. A suspended consumer consumes again there, as after a
+   * reconnect. A live one on another connection starts a consumer there first, then cancels the
+   * old one; the old channel stays open until every delivery it handed out is settled, since a
+   * delivery can only be settled on its own channel, and then closes. Rejects when the new
+   * consumer cannot start; it then goes on where it was, unless the connection was lost meanwhile.
+   */
+  moveTo(connection: ChannelModel): Promise<void> {
+    if (this.#state === 'suspended') return this.resume(connection);
+    const previous = this.#resubscribing ?? Promise.resolve();
+    const moving = previous.catch(() => {}).then(() => this.#move(connection));
+    this.#resubscribing = moving;
+    return moving;
+  }
+
+  /** Whether it waits for {@link resume}, its connection lost. */
+  get suspended(): boolean {
+    return this.#state === 'suspended';
+  }
+
+  /** Whether a channel of this consumer is open on `connection`. */
+  isOn(connection: ChannelModel): boolean {
+    const line = this.#line;
+    if (this.#state !== 'closed' && this.#connection === connection && line?.open) return true;
+    return this.#retired.isOn(connection);
+  }
+
+  /** Resolves once no channel of this consumer is open on `connection`. */
+  whenOff(connection: ChannelModel): Promise<void> {
+    if (!this.isOn(connection)) return Promise.resolve();
+    return new Promise((resolve) => this.#offWaiters.push({ connection, resolve }));
   }
 
   /**
@@ -131,9 +179,21 @@ export class ChannelConsumer {
     if (line.prefetch !== this.#prefetch) await this.setPrefetch(this.#prefetch);
   }
 
+  /**
+   * Ends the subscription without dropping what it delivered: cancels the consumer, lets every
+   * delivery be settled on its channel, then closes it; its holder hears why through `onCancel`.
+   */
+  async stop(reason: string): Promise<void> {
+    if (this.#state !== 'consuming') return;
+    this.#options.logger.warn({ ...this.#fields, reason }, 'consumer stopped');
+    await this.cancel();
+    this.#notifyCancel(reason);
+  }
+
   /** The subscription cannot go on (the transport gave up): tell its holder why. */
   fail(reason: string): void {
     if (this.#state === 'closed') return;
+    void this.#retired.closeAll();
     const line = this.#line;
     if (line?.open) {
       line.flush();
@@ -166,7 +226,48 @@ export class ChannelConsumer {
 
     if (outcome.kind === 'ack') line.ack(receipt);
     else line.nack(receipt, outcome.requeue);
+    this.#retired.closeWhenIdle(line);
     this.#closeWhenIdle();
+  }
+
+  async #move(connection: ChannelModel): Promise<void> {
+    const old = this.#line;
+    const from = this.#connection;
+    if (old === undefined || from === undefined || from === connection) return;
+    if (this.#state !== 'consuming' || this.#closing || !old.open) return;
+
+    // Deliveries on the old channel keep being taken until the broker confirms its cancel.
+    this.#retired.add(old, from);
+    try {
+      await this.#attach(connection);
+    } catch (error) {
+      const live = this.#state === 'consuming' && !this.#closing;
+      if (live && old.open) {
+        // Still consuming where it was: it stays there, and the transport decides.
+        const failed = this.#line;
+        if (failed !== old && failed !== undefined) failed.open = false;
+        this.#line = old;
+        this.#retired.delete(old);
+        this.#connection = from;
+      } else if (live) {
+        // Its old channel closed meanwhile too: nothing is left to consume on.
+        this.fail(
+          `consuming from queue "${this.#options.queue}" failed as it moved: ${describeCause(error)}`,
+        );
+      } else {
+        // Lost (suspended, to resume elsewhere) or closed while it moved: the old consumer stops.
+        await this.#retired.cancel(old);
+        if (this.#closing) this.#end();
+      }
+      throw error;
+    }
+    if (this.#isOver()) {
+      await this.#retired.close(old);
+      return;
+    }
+    await this.#retired.cancel(old);
+    this.#checkOff();
+    this.#options.logger.debug(this.#fields, 'consumer moved to the new connection');
   }
 
   async #attach(connection: ChannelModel): Promise<ConsumerChannel> {
@@ -178,6 +279,7 @@ export class ChannelConsumer {
     channel.on('error', (error: Error) => this.#onChannelError(line, error));
     channel.on('close', () => this.#onChannelClose(line));
     this.#line = line;
+    this.#connection = connection;
 
     try {
       await channel.prefetch(this.#prefetch);
@@ -255,12 +357,15 @@ export class ChannelConsumer {
   }
 
   #onMessage(line: ConsumerChannel, message: ConsumeMessage | null): void {
+    const retired = this.#retired.has(line);
     // A channel being given up: closing it returns the message to the queue.
-    if (line !== this.#line || !line.open) return;
+    if ((line !== this.#line && !retired) || !line.open) return;
     // Cancelled while a reconnect re-consumed: that channel is being closed, which returns it.
     if (this.#state === 'closed') return;
     if (message === null) {
-      this.#onBrokerCancel();
+      // On a retired channel, its consumer is over; the current one hears of it on its own.
+      if (retired) void this.#retired.cancel(line);
+      else this.#onBrokerCancel();
       return;
     }
     const delivery = this.#toDelivery(message);
@@ -315,6 +420,7 @@ export class ChannelConsumer {
 
   #onChannelClose(line: ConsumerChannel): void {
     line.open = false;
+    if (this.#retired.delete(line)) return;
     if (line !== this.#line || line.starting || this.#state === 'closed') return;
     if (this.#closing || this.#state === 'cancelling' || this.#state === 'cancelled') {
       this.#end();
@@ -332,10 +438,25 @@ export class ChannelConsumer {
     });
   }
 
+  /** Closed or closing; a method, so that a check after an await is not narrowed away. */
+  #isOver(): boolean {
+    return this.#state === 'closed' || this.#closing;
+  }
+
   #end(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#options.onClosed(this);
+    this.#checkOff();
+  }
+
+  #checkOff(): void {
+    if (this.#offWaiters.length === 0) return;
+    this.#offWaiters = this.#offWaiters.filter(({ connection, resolve }) => {
+      if (this.isOn(connection)) return true;
+      resolve();
+      return false;
+    });
   }
 
   #notifyCancel(reason: string): void {
@@ -356,6 +477,7 @@ export class ChannelConsumer {
   #closeWhenIdle(): void {
     const line = this.#line;
     if (this.#state !== 'cancelled' || line === undefined || line.unsettled > 0) return;
+    if (!this.#retired.idle()) return;
     void this.close();
   }
 }

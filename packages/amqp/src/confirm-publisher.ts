@@ -17,6 +17,8 @@ import { closeQuietly } from './closing.ts';
 /** A confirm channel and what became of it. */
 interface PublishChannel {
   readonly channel: ConfirmChannel;
+  /** The connection it is a channel of. */
+  readonly connection: ChannelModel;
   open: boolean;
   /** False while amqplib's buffer for the channel is full, until it drains. */
   writable: boolean;
@@ -57,6 +59,12 @@ export interface ConfirmPublisherOptions {
  * went are sent again on the next one: at least once, so the broker may get a message twice.
  * When the broker closes the channel alone (a publish to a missing exchange does), the
  * publishes in flight on it fail with the broker's reason and the rest go on a fresh channel.
+ *
+ * Attached to another connection while the old one still works (a credentials rotation), it
+ * publishes on a channel of the new one from then on, and keeps the old channel open until the
+ * broker has confirmed every publish sent on it: each is confirmed where it was sent, neither
+ * lost nor sent twice. Should the old connection go first, those unconfirmed are sent again on
+ * the new channel, as after a reconnect.
  */
 export class ConfirmPublisher {
   readonly #options: ConfirmPublisherOptions;
@@ -64,6 +72,11 @@ export class ConfirmPublisher {
   readonly #waiting: Outgoing[] = [];
   #connection: ChannelModel | undefined;
   #active: PublishChannel | undefined;
+  /** Channels of earlier connections, open until what was sent on them is confirmed. */
+  readonly #retiring = new Set<PublishChannel>();
+  readonly #closingRetired = new WeakSet<PublishChannel>();
+  /** Who waits for this publisher to stop using a connection (see {@link whenOff}). */
+  #offWaiters: Array<{ connection: ChannelModel; resolve: () => void }> = [];
   #opening: Promise<PublishChannel> | undefined;
   #openingOn: ChannelModel | undefined;
   #held = 0;
@@ -74,7 +87,10 @@ export class ConfirmPublisher {
     this.#options = options;
   }
 
-  /** Publishes from now on go through `connection`: opens its channel and sends what waits. */
+  /**
+   * Publishes from now on go through `connection`: opens its channel and sends what waits. A
+   * channel still open on another connection is retired: closed once its publishes are confirmed.
+   */
   async attach(connection: ChannelModel): Promise<void> {
     this.#connection = connection;
     await this.#channel(connection);
@@ -82,12 +98,21 @@ export class ConfirmPublisher {
   }
 
   /**
-   * The connection is gone: publishes wait for the next {@link attach}. Those in flight come
+   * `connection` is gone: publishes wait for the next {@link attach}. Those in flight on it come
    * back to the buffer when their channel reports its close.
    */
-  detach(): void {
-    this.#connection = undefined;
-    if (this.#active !== undefined) this.#active.open = false;
+  detach(connection: ChannelModel): void {
+    if (this.#connection === connection) this.#connection = undefined;
+    for (const state of this.#channels()) {
+      if (state.connection === connection) state.open = false;
+    }
+    this.#checkOff();
+  }
+
+  /** Resolves once no channel of this publisher is open on `connection`. */
+  whenOff(connection: ChannelModel): Promise<void> {
+    if (!this.#isOn(connection)) return Promise.resolve();
+    return new Promise((resolve) => this.#offWaiters.push({ connection, resolve }));
   }
 
   /**
@@ -136,10 +161,14 @@ export class ConfirmPublisher {
   /** Rejects every publish it holds with `error`: the transport gave up on the broker. */
   fail(error: Error): void {
     this.#closed = true;
-    const active = this.#active;
-    const held = [...(active?.inFlight ?? []), ...this.#waiting.splice(0)];
-    active?.inFlight.clear();
+    const held: Outgoing[] = [];
+    for (const state of this.#channels()) {
+      held.push(...state.inFlight);
+      state.inFlight.clear();
+    }
+    held.push(...this.#waiting.splice(0));
     for (const outgoing of held) outgoing.reject(error);
+    for (const state of this.#retiring) void closeQuietly(state.channel);
   }
 
   /** Closes the channel. Publishes not yet confirmed reject with {@link PublishError}. */
@@ -149,9 +178,9 @@ export class ConfirmPublisher {
       outgoing.reject(publishError(outgoing.target, 'the transport closed before it was sent'));
     }
     await this.#opening?.catch(() => {});
-    const active = this.#active;
+    const open = [...this.#channels()].filter((state) => state.open);
     this.#active = undefined;
-    if (active?.open) await closeQuietly(active.channel);
+    await Promise.all(open.map((state) => closeQuietly(state.channel)));
   }
 
   /** Writes waiting publishes while the channel takes them; opens one if there is none. */
@@ -210,6 +239,7 @@ export class ConfirmPublisher {
   #onConfirm(state: PublishChannel, outgoing: Outgoing, error: unknown): void {
     if (error === null || error === undefined) {
       state.inFlight.delete(outgoing);
+      this.#closeIfRetired(state);
       const id = outgoing.options.messageId;
       if (outgoing.options.mandatory && id !== undefined && state.returned.delete(id)) {
         const reason = `no queue is bound for ${describeTarget(outgoing.target)}`;
@@ -224,12 +254,13 @@ export class ConfirmPublisher {
     queueMicrotask(() => {
       if (!state.inFlight.delete(outgoing)) return;
       outgoing.reject(publishError(outgoing.target, describeCause(error), error));
+      this.#closeIfRetired(state);
     });
   }
 
   async #channel(connection: ChannelModel): Promise<PublishChannel> {
     if (this.#closed) throw new Error('the publisher is closed');
-    if (this.#active?.open) return this.#active;
+    if (this.#active?.open && this.#active.connection === connection) return this.#active;
     if (this.#opening !== undefined && this.#openingOn !== connection) {
       // Still opening on a connection since lost: that fails; open on this one after it.
       await this.#opening.catch(() => {});
@@ -250,6 +281,7 @@ export class ConfirmPublisher {
     const channel = await connection.createConfirmChannel();
     const state: PublishChannel = {
       channel,
+      connection,
       open: true,
       writable: true,
       closedBy: undefined,
@@ -271,12 +303,31 @@ export class ConfirmPublisher {
       await closeQuietly(channel);
       throw new Error(this.#closed ? 'the publisher is closed' : 'the connection was lost');
     }
+    const previous = this.#active;
     this.#active = state;
+    if (previous?.open) this.#retire(previous);
     return state;
+  }
+
+  /** `state` takes no new publishes; it closes once the broker confirmed what it has. */
+  #retire(state: PublishChannel): void {
+    this.#retiring.add(state);
+    const { logger, fields } = this.#options;
+    logger.debug({ ...fields, unconfirmed: state.inFlight.size }, 'publish channel retired');
+    this.#closeIfRetired(state);
+  }
+
+  #closeIfRetired(state: PublishChannel): void {
+    if (!this.#retiring.has(state) || state.inFlight.size > 0 || !state.open) return;
+    // Off the list of open channels only once closed: until then the connection is in use.
+    if (this.#closingRetired.has(state)) return;
+    this.#closingRetired.add(state);
+    void closeQuietly(state.channel);
   }
 
   #onChannelClose(state: PublishChannel): void {
     state.open = false;
+    this.#retiring.delete(state);
     if (this.#active === state) this.#active = undefined;
     const unconfirmed = [...state.inFlight];
     state.inFlight.clear();
@@ -296,6 +347,28 @@ export class ConfirmPublisher {
     }
     // The connection reports its loss just after its channels close; only then pump.
     queueMicrotask(() => this.#pump());
+    this.#checkOff();
+  }
+
+  *#channels(): Iterable<PublishChannel> {
+    if (this.#active !== undefined) yield this.#active;
+    yield* this.#retiring;
+  }
+
+  #isOn(connection: ChannelModel): boolean {
+    for (const state of this.#channels()) {
+      if (state.open && state.connection === connection) return true;
+    }
+    return false;
+  }
+
+  #checkOff(): void {
+    if (this.#offWaiters.length === 0) return;
+    this.#offWaiters = this.#offWaiters.filter(({ connection, resolve }) => {
+      if (this.#isOn(connection)) return true;
+      resolve();
+      return false;
+    });
   }
 
   #waitForDrain(state: PublishChannel): void {

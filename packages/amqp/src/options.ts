@@ -1,5 +1,10 @@
 import { ConfigError, type LogSink, silentLogSink } from '@warren/core';
 import {
+  type CredentialsProvider,
+  DEFAULT_ROTATION_RETRY,
+  type RotationRetryOptions,
+} from './credentials.ts';
+import {
   checkTimeout,
   DEFAULT_CONNECT_TIMEOUT_MS,
   type PublishBufferOptions,
@@ -8,11 +13,23 @@ import {
   type RecoveryPolicy,
   recoveryPolicy,
 } from './recovery-policy.ts';
-import { amqpUrlProblem, dialUrl, redactUrl } from './url.ts';
+import { amqpUrlProblem, dialUrl, redactUrl, urlHasPassword, urlUsername } from './url.ts';
 
 export interface AmqpTransportOptions {
-  /** `amqp://user:password@host:port/vhost`; logs and errors show it without credentials. */
+  /**
+   * `amqp://user:password@host:port/vhost`; logs and errors show it without credentials. With
+   * {@link AmqpTransportOptions.credentials} it names no password: the provider's user name and
+   * password replace the URL's.
+   */
   url: string;
+  /**
+   * Where the user name and password come from, read again before every connection (the first,
+   * each reconnect and each rotation), so that they can change while the transport runs. See
+   * {@link AmqpTransport.rotateCredentials}.
+   */
+  credentials?: CredentialsProvider;
+  /** How a rotation that failed is tried again. */
+  rotationRetry?: RotationRetryOptions;
   /** A pino logger, or anything with its `debug`/`info`/`warn`/`error`; silent by default. */
   logger?: LogSink;
   /** Shown by the broker (management UI, `rabbitmqctl list_connections`) for this connection. */
@@ -36,6 +53,10 @@ export interface ResolvedOptions {
   dialUrl: string;
   /** The URL without credentials, for logs and errors. */
   broker: string;
+  /** The user name the URL gives (amqplib's default `guest` when it names none). */
+  urlUsername: string;
+  credentials: CredentialsProvider | undefined;
+  rotationRetry: RecoveryPolicy;
   connectionName: string | undefined;
   connectTimeoutMs: number;
   policy: RecoveryPolicy;
@@ -59,12 +80,23 @@ export function resolveOptions(options: AmqpTransportOptions): ResolvedOptions {
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   checkTimeout('connectTimeoutMs', connectTimeoutMs);
+  if (options.credentials !== undefined && urlHasPassword(options.url)) {
+    throw new ConfigError(
+      'url: expected no password when `credentials` is given (they would replace it), found one',
+    );
+  }
 
   const broker = redactUrl(options.url);
   const { connectionName } = options;
   return {
     dialUrl: dialUrl(options.url, heartbeat),
     broker,
+    urlUsername: urlUsername(options.url),
+    credentials: options.credentials,
+    rotationRetry: recoveryPolicy(
+      { ...DEFAULT_ROTATION_RETRY, ...options.rotationRetry },
+      'rotationRetry',
+    ),
     connectionName,
     connectTimeoutMs,
     policy: recoveryPolicy(options.recovery),

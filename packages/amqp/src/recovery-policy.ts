@@ -47,8 +47,14 @@ export const DEFAULT_PUBLISH_BUFFER: Required<PublishBufferOptions> = {
 /** How long one connection attempt (TCP and the AMQP handshake) may take, by default. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** The recovery options with their defaults; throws a {@link ConfigError} naming a bad field. */
-export function recoveryPolicy(options: RecoveryOptions = {}): RecoveryPolicy {
+/**
+ * The recovery options with their defaults; throws a {@link ConfigError} naming a bad field
+ * under `section` (`recovery`, or `rotationRetry` for the same backoff fields there).
+ */
+export function recoveryPolicy(
+  options: RecoveryOptions = {},
+  section = 'recovery',
+): RecoveryPolicy {
   const policy: RecoveryPolicy = {
     initialDelayMs: options.initialDelayMs ?? DEFAULT_RECOVERY.initialDelayMs,
     multiplier: options.multiplier ?? DEFAULT_RECOVERY.multiplier,
@@ -56,12 +62,14 @@ export function recoveryPolicy(options: RecoveryOptions = {}): RecoveryPolicy {
     jitter: options.jitter ?? DEFAULT_RECOVERY.jitter,
     giveUpAfterMs: options.giveUpAfterMs ?? DEFAULT_RECOVERY.giveUpAfterMs,
   };
-  atLeast('recovery.initialDelayMs', policy.initialDelayMs, 0);
-  atLeast('recovery.multiplier', policy.multiplier, 1);
-  atLeast('recovery.maxDelayMs', policy.maxDelayMs, policy.initialDelayMs);
-  atLeast('recovery.giveUpAfterMs', policy.giveUpAfterMs, 0);
+  atLeast(`${section}.initialDelayMs`, policy.initialDelayMs, 0);
+  atLeast(`${section}.multiplier`, policy.multiplier, 1);
+  atLeast(`${section}.maxDelayMs`, policy.maxDelayMs, policy.initialDelayMs);
+  atLeast(`${section}.giveUpAfterMs`, policy.giveUpAfterMs, 0);
   if (!(policy.jitter >= 0 && policy.jitter <= 1)) {
-    throw new ConfigError(`recovery.jitter: expected a number from 0 to 1, found ${policy.jitter}`);
+    throw new ConfigError(
+      `${section}.jitter: expected a number from 0 to 1, found ${policy.jitter}`,
+    );
   }
   return policy;
 }

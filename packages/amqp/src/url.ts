@@ -31,3 +31,23 @@ export function dialUrl(url: string, heartbeatSeconds: number | undefined): stri
   dial.searchParams.set('heartbeat', String(heartbeatSeconds));
   return dial.href;
 }
+
+/** Whether `url` carries a password (false for text that is not a URL). */
+export function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** The user name `url` logs in as: its own, or amqplib's default `guest` when it names none. */
+export function urlUsername(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username === '' && parsed.password === '') return 'guest';
+    return decodeURIComponent(parsed.username);
+  } catch {
+    return 'guest';
+  }
+}

@@ -7,6 +7,7 @@ import { type Clearance, clearanceProblem, DEFAULT_CLEARANCE } from './clearance
 import { type Clock, systemClock } from './clock.ts';
 import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { ConsumerTelemetry } from './consumer-telemetry.ts';
+import type { BodyDecryptor } from './encryption.ts';
 import { ConfigError, IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
@@ -59,6 +60,12 @@ export interface ConsumerOptions {
    * `verifying` state; a refused job is dead-lettered and never handled. Absent: not checked.
    */
   verifier?: JobVerifier;
+  /**
+   * Opens encrypted job bodies (`@warren/security`'s `AesGcmDecryptor`) in the job's `verifying`
+   * state, after the signature; a job it refuses is dead-lettered with its ciphertext. Absent: an
+   * encrypted job is refused as `no-decryptor`.
+   */
+  decryptor?: BodyDecryptor;
   /**
    * What this consumer serves; default the handler's `clearance` (or `public` alone). A worker
    * config may narrow the handler's, never widen it (see {@link narrowClearance}).
@@ -180,6 +187,7 @@ export class Consumer {
           deadlines: { skewMs: 0, onExpired: 'dead-letter', ...options.deadlines },
           ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
           ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
+          ...(options.decryptor === undefined ? {} : { decryptor: options.decryptor }),
           clearance,
           ...(options.relay === undefined ? {} : { relay: options.relay }),
           ...(options.audit === undefined ? {} : { audit: options.audit }),

@@ -45,6 +45,8 @@ export const HEADERS = {
   signature: 'x-warren-signature',
   signatureAlg: 'x-warren-signature-alg',
   keyId: 'x-warren-key-id',
+  encryption: 'x-warren-encryption',
+  encryptionKeyId: 'x-warren-encryption-key-id',
   handler: 'x-warren-handler',
   status: 'x-warren-status',
   errorCode: 'x-warren-error-code',

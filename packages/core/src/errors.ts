@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'WARREN_HANDLER_FAILED',
   'WARREN_JOB_REJECTED',
   'WARREN_SIGNATURE_INVALID',
+  'WARREN_DECRYPTION_REFUSED',
   'WARREN_FORBIDDEN',
   'WARREN_IDENTITY_REFUSED',
   'WARREN_INVALID_RESULT',
@@ -109,6 +110,34 @@ export class SignatureRefusedError extends WarrenError {
 
   constructor(
     readonly reason: SignatureRefusal,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Why an encrypted job's body could not be opened, or a plaintext one was refused. */
+export type DecryptionRefusal =
+  | 'no-decryptor'
+  | 'unencrypted'
+  | 'unsupported-encryption'
+  | 'unknown-encryption-key'
+  | 'malformed-encryption'
+  | 'decryption-failed';
+
+/**
+ * The job's body is encrypted and cannot be opened here (no keys, a key id or algorithm this
+ * worker does not hold, a ciphertext too short, or one that does not authenticate: tampered,
+ * moved from another job, or sealed with another key), or it is plaintext on a worker that
+ * requires encryption. Never handled; the dead letter keeps the ciphertext as it arrived.
+ */
+export class DecryptionRefusedError extends WarrenError {
+  readonly code = 'WARREN_DECRYPTION_REFUSED';
+  readonly fate = 'dead-letter';
+
+  constructor(
+    readonly reason: DecryptionRefusal,
     message: string,
     options?: { cause?: unknown },
   ) {

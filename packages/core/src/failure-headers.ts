@@ -1,5 +1,6 @@
 import { HEADERS, optionalInteger } from './envelope.ts';
 import {
+  DecryptionRefusedError,
   ForbiddenError,
   MalformedMessageError,
   SignatureRefusedError,
@@ -114,6 +115,7 @@ export function reasonFor(error: WarrenError): string {
   if (
     error instanceof MalformedMessageError ||
     error instanceof SignatureRefusedError ||
+    error instanceof DecryptionRefusedError ||
     error instanceof ForbiddenError
   ) {
     return error.reason;

@@ -22,6 +22,8 @@ export { consumerMachine } from './consumer-machine.ts';
 export type { HandlerTrace, ItemTrace, JobTrace } from './consumer-telemetry.ts';
 export type { ClaimResult, DedupeStore, MemoryDedupeStoreOptions } from './dedupe.ts';
 export { DEFAULT_DEDUPE_MAX_ENTRIES, MemoryDedupeStore } from './dedupe.ts';
+export type { BodyDecryptor, Decryption, EncryptedBody, JobEncryptor } from './encryption.ts';
+export { isEncrypted } from './encryption.ts';
 export type { JobEnvelope, JobSpec, TraceContext } from './envelope.ts';
 export {
   DEFAULT_SCOPE,
@@ -36,6 +38,7 @@ export {
   resultProperties,
 } from './envelope.ts';
 export type {
+  DecryptionRefusal,
   ErrorCode,
   Fate,
   ForbiddenReason,
@@ -48,6 +51,7 @@ export {
   ConfigError,
   ConsumerTimeoutError,
   DeadlineExceededError,
+  DecryptionRefusedError,
   describeThrown,
   ERROR_CODES,
   ForbiddenError,

@@ -4,6 +4,7 @@ import type { Clearance } from './clearance.ts';
 import type { Clock, Timer } from './clock.ts';
 import type { ConsumerTelemetry, HandlerTrace, ItemTrace } from './consumer-telemetry.ts';
 import type { DedupeStore } from './dedupe.ts';
+import { type BodyDecryptor, isEncrypted } from './encryption.ts';
 import { decodeEnvelope, decodeJsonBody, type JobEnvelope } from './envelope.ts';
 import {
   ConsumerTimeoutError,
@@ -36,6 +37,11 @@ export interface JobItem {
   /** When the consumer took it (clock time): the broker's consumer timeout runs from about then. */
   readonly receivedAt: number;
   envelope?: JobEnvelope;
+  /**
+   * Its body is sealed (`x-warren-encryption`): left undecoded in `decoding`, decrypted and then
+   * decoded in `verifying`. Only {@link body} ever holds the plaintext, and only as parsed JSON.
+   */
+  encrypted?: boolean;
   body?: unknown;
   input?: unknown;
   /** The handler's result, serialised. */
@@ -119,6 +125,8 @@ export interface JobDeps {
   consumerTimeoutMs?: number;
   /** Checks each job's signature before it is validated; absent, jobs are not verified. */
   verifier?: JobVerifier;
+  /** Opens encrypted bodies in `verifying`; absent, an encrypted job is refused. */
+  decryptor?: BodyDecryptor;
   /** The scopes, tenants and producers this consumer serves; checked in `verifying`. */
   clearance: Clearance;
   /** The worker's broker account, and the accounts whose republished jobs it believes. */
@@ -151,7 +159,9 @@ export function decodeItems(items: JobItem[], deps: JobDeps): void {
           `x-warren-model-type: expected ${deps.handler.modelType}, found ${envelope.modelType}`,
         );
       }
-      item.body = decodeJsonBody(item.delivery.body, envelope.contentType);
+      // A sealed body is not JSON yet: it is decrypted, then decoded, once its signature held.
+      if (isEncrypted(item.delivery.properties)) item.encrypted = true;
+      else item.body = decodeJsonBody(item.delivery.body, envelope.contentType);
     } catch (error) {
       item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
     }

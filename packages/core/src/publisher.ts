@@ -1,5 +1,6 @@
 import { type Context, context } from '@opentelemetry/api';
 import { type AuditSink, audit, identityOf } from './audit.ts';
+import type { JobEncryptor } from './encryption.ts';
 import { DEFAULT_SCOPE, encodeJob, HEADERS, type JobSpec } from './envelope.ts';
 import type { JobSigner } from './signing.ts';
 import { jobRoutingKey, type TopologyOptions, topologyFor } from './topology.ts';
@@ -18,6 +19,11 @@ export interface JobPublisherOptions {
   /** Signs each job at publish (`@warren/security`'s `createSigner`); absent, jobs are unsigned. */
   signer?: JobSigner;
   /**
+   * Encrypts each job's body at publish (`@warren/security`'s `createEncryptor`), before it is
+   * signed: the signature then covers the ciphertext. Absent, bodies travel as plain JSON.
+   */
+  encryptor?: JobEncryptor;
+  /**
    * The broker account this producer connects as, sent as each job's `user_id`: the broker
    * refuses any other, so workers can check it against the producers allowed for the scope.
    */
@@ -28,14 +34,16 @@ export interface JobPublisherOptions {
 
 /**
  * Publishes jobs the way workers expect them: envelope headers set, routing key derived from
- * model type and scope, and the broker's confirm awaited; signed when a signer is given. When a tracer is registered, the
- * publish is a `send` span (kind PRODUCER) whose context, with the baggage, the job carries: the
- * workers' spans for it then join the same trace.
+ * model type and scope, and the broker's confirm awaited; encrypted when an encryptor is given,
+ * then signed when a signer is given. When a tracer is registered, the publish is a `send` span
+ * (kind PRODUCER) whose context, with the baggage, the job carries: the workers' spans for it
+ * then join the same trace.
  */
 export class JobPublisher {
   readonly #transport: Transport;
   readonly #topology: TopologyOptions;
   readonly #signer: JobSigner | undefined;
+  readonly #encryptor: JobEncryptor | undefined;
   readonly #userId: string | undefined;
   readonly #audit: AuditSink | undefined;
 
@@ -47,6 +55,7 @@ export class JobPublisher {
     this.#transport = transport;
     this.#topology = topology;
     this.#signer = options.signer;
+    this.#encryptor = options.encryptor;
     this.#userId = options.userId;
     this.#audit = options.audit;
   }
@@ -56,8 +65,15 @@ export class JobPublisher {
    * passed on by a gateway, say), else the active context.
    */
   async publish(spec: JobSpec): Promise<PublishedJob> {
-    const { body, properties } = encodeJob(spec);
+    const encoded = encodeJob(spec);
+    const { properties } = encoded;
+    let { body } = encoded;
     if (this.#userId !== undefined) properties.userId = this.#userId;
+    if (this.#encryptor !== undefined) {
+      const sealed = await this.#encryptor.encrypt(body, properties);
+      body = sealed.body;
+      properties.headers = { ...properties.headers, ...sealed.headers };
+    }
     if (this.#signer !== undefined) {
       properties.headers = {
         ...properties.headers,

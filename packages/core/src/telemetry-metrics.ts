@@ -138,6 +138,8 @@ const CONNECTION_EVENT_ATTRIBUTES: Record<ConnectionEvent['type'], Attributes> =
   recovering: { [ATTR.connectionEvent]: 'recovering' },
   recovered: { [ATTR.connectionEvent]: 'recovered' },
   'gave-up': { [ATTR.connectionEvent]: 'gave-up' },
+  rotated: { [ATTR.connectionEvent]: 'rotated' },
+  'rotation-failed': { [ATTR.connectionEvent]: 'rotation-failed' },
 };
 
 /**

@@ -54,7 +54,10 @@ export const ATTR = {
   inferenceBatchSize: 'warren.inference.batch_size',
   /** The supervised actor's id (the handler's name, in the worker). */
   actor: 'warren.actor',
-  /** A broker connection event: `lost`, `recovering`, `recovered` or `gave-up`. */
+  /**
+   * A broker connection event: `lost`, `recovering`, `recovered`, `gave-up`, `rotated` or
+   * `rotation-failed`.
+   */
   connectionEvent: 'warren.connection.event',
 } as const;
 

@@ -115,12 +115,25 @@ export interface ConsumeOptions {
  *   and every live subscription are restored.
  * - `gave-up`: not recovered within the transport's limit; it stays unusable, every live
  *   subscription's `onCancel` has been called and buffered publishes have been rejected.
+ * - `rotated`: the connection now in use was dialled with new credentials (user `username`) and
+ *   carries publishing and every subscription; the previous one closes once what it delivered is
+ *   settled (docs/credentials.md).
+ * - `rotation-failed`: a connection with the new credentials could not be made ready (`cause`);
+ *   the previous one goes on, and attempt `attempt + 1` follows in `retryInMs`.
  */
 export type ConnectionEvent =
   | { type: 'lost'; cause: Error }
   | { type: 'recovering'; attempt: number; delayMs: number; cause: Error }
   | { type: 'recovered'; attempts: number; downtimeMs: number }
-  | { type: 'gave-up'; attempts: number; downtimeMs: number; cause: Error };
+  | { type: 'gave-up'; attempts: number; downtimeMs: number; cause: Error }
+  | { type: 'rotated'; username: string }
+  | {
+      type: 'rotation-failed';
+      username: string | undefined;
+      attempt: number;
+      retryInMs: number;
+      cause: Error;
+    };
 
 /** Told of each {@link ConnectionEvent}; a listener that throws is logged, not rethrown. */
 export type ConnectionListener = (event: ConnectionEvent) => void;

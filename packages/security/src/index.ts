@@ -8,6 +8,33 @@ export {
   canonicalBytes,
   signedFields,
 } from './canonical.ts';
+export type { CommandCredentialSourceOptions } from './credentials/command-source.ts';
+export {
+  CommandCredentialSource,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_REFRESH_INTERVAL_MS,
+} from './credentials/command-source.ts';
+export type { CredentialSourceSpec } from './credentials/credential-source.ts';
+export { credentialSource } from './credentials/credential-source.ts';
+export type { Credentials } from './credentials/credentials.ts';
+export { parseCredentials, sameCredentials } from './credentials/credentials.ts';
+export { EnvCredentialSource } from './credentials/env-source.ts';
+export type { FileCredentialSourceOptions } from './credentials/file-source.ts';
+export { DEFAULT_POLL_INTERVAL_MS, FileCredentialSource } from './credentials/file-source.ts';
+export type { CredentialSource, CredentialsListener } from './credentials/source.ts';
+export type { AesGcmDecryptorOptions } from './encryption/decryptor.ts';
+export { AesGcmDecryptor } from './encryption/decryptor.ts';
+export { createEncryptor, sealBody } from './encryption/encryptor.ts';
+export type { EncryptionAlgorithm } from './encryption/format.ts';
+export {
+  AAD_TAG,
+  associatedData,
+  ENCRYPTION_ALGORITHM,
+  IV_BYTES,
+  TAG_BYTES,
+} from './encryption/format.ts';
+export type { EncryptionKey, EncryptionKeyFile } from './encryption/keys.ts';
+export { aesKey, EncryptionKeySet } from './encryption/keys.ts';
 export type { IamTrustOptions } from './identity/aws-iam.ts';
 export { IamTrust, parseIamArn } from './identity/aws-iam.ts';
 export type {

@@ -1,0 +1,120 @@
+import { BrokerUnreachableError } from '@warren/core';
+import { credentials as amqpCredentials, type ChannelModel, connect, type Options } from 'amqplib';
+import { describeCause } from './cause.ts';
+import type { Credentials, CredentialsProvider } from './credentials.ts';
+
+export interface DialerOptions {
+  /** The URL amqplib dials (credentials, if any, are replaced by the provider's). */
+  url: string;
+  /** The URL without credentials, for errors. */
+  broker: string;
+  /** Who the URL logs in as. */
+  urlUsername: string;
+  connectionName: string | undefined;
+  credentials: CredentialsProvider | undefined;
+}
+
+/** Which read of the credentials a connection was dialled with, and as whom. */
+interface DialledWith {
+  /** 0 when the URL's credentials were used; else counts the provider's reads, from 1. */
+  readonly read: number;
+  readonly username: string;
+}
+
+/**
+ * Opens connections to the broker, reading the credentials afresh from the provider (when there
+ * is one) for each, and remembers which read and which user each connection was dialled with.
+ */
+export class Dialer {
+  readonly #options: DialerOptions;
+  readonly #dialled = new WeakMap<ChannelModel, DialledWith>();
+  #reads = 0;
+  #lastUsername: string | undefined;
+
+  constructor(options: DialerOptions) {
+    this.#options = options;
+  }
+
+  /** How many times the provider's credentials were read so far. */
+  get reads(): number {
+    return this.#reads;
+  }
+
+  /** The user the last dial tried to log in as (undefined when its credentials were unreadable). */
+  get lastUsername(): string | undefined {
+    return this.#lastUsername;
+  }
+
+  /** Who the next dial most likely logs in as, as far as is known before reading. */
+  get nextUsername(): string | undefined {
+    const { credentials, urlUsername } = this.#options;
+    if (credentials === undefined) return urlUsername;
+    return this.#lastUsername ?? credentials.username;
+  }
+
+  /** A new connection; rejects with {@link BrokerUnreachableError}, naming the user it tried. */
+  async dial(timeoutMs: number): Promise<ChannelModel> {
+    const { connectionName } = this.#options;
+    const clientProperties =
+      connectionName === undefined ? {} : { connection_name: connectionName };
+    const socketOptions: Options.Connect & Record<string, unknown> = {
+      clientProperties,
+      timeout: timeoutMs,
+    };
+    this.#lastUsername = undefined;
+    let dialled: DialledWith = { read: 0, username: this.#options.urlUsername };
+    if (this.#options.credentials !== undefined) {
+      const { username, password } = await this.#read(this.#options.credentials);
+      socketOptions.credentials = amqpCredentials.plain(username, password);
+      this.#reads += 1;
+      dialled = { read: this.#reads, username };
+    }
+    this.#lastUsername = dialled.username;
+
+    let connection: ChannelModel;
+    try {
+      connection = await connect(this.#options.url, socketOptions);
+    } catch (cause) {
+      throw this.unreachable(cause, dialled.username);
+    }
+    this.#dialled.set(connection, dialled);
+    return connection;
+  }
+
+  /** The provider read `connection` was dialled with (0: the URL's credentials). */
+  readOf(connection: ChannelModel): number {
+    return this.#dialled.get(connection)?.read ?? 0;
+  }
+
+  usernameOf(connection: ChannelModel): string {
+    return this.#dialled.get(connection)?.username ?? this.#options.urlUsername;
+  }
+
+  /** The error for a connection that could not be made, naming the user when a provider gave it. */
+  unreachable(cause: unknown, username?: string): BrokerUnreachableError {
+    const as =
+      username === undefined || this.#options.credentials === undefined ? '' : ` as ${username}`;
+    return new BrokerUnreachableError(
+      `cannot connect to ${this.#options.broker}${as}: ${describeCause(cause)}`,
+      { cause },
+    );
+  }
+
+  async #read(provider: CredentialsProvider): Promise<Credentials> {
+    let credentials: Credentials;
+    try {
+      credentials = await provider.read();
+    } catch (cause) {
+      throw this.unreachable(
+        new Error(`the credentials could not be read: ${describeCause(cause)}`, { cause }),
+      );
+    }
+    const { username, password } = credentials ?? {};
+    if (typeof username !== 'string' || username === '' || typeof password !== 'string') {
+      throw this.unreachable(
+        new Error('the credentials provider gave no user name and password (two strings)'),
+      );
+    }
+    return { username, password };
+  }
+}
