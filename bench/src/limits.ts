@@ -188,6 +188,14 @@ function memoryLimit(report: BenchReport): string {
         'bytes per job handled: state that outlives its job, without a bound over a long run.',
     );
   }
+  const tuned = m.warrenTuned;
+  parts.push(
+    `Started with \`node ${m.flags.join(' ')}\`, the worker peaked at ` +
+      `${formatNumber(tuned.peakRssMiB)} MiB, but drained ${formatNumber(tuned.drained)} jobs in ` +
+      `the same ${m.seconds} s against ${formatNumber(m.warren.drained)}: V8 collecting sooner ` +
+      'costs CPU the runtime needs, so the flag trades speed for memory. With a model, inference ' +
+      'takes most of the time per job and the runtime little.',
+  );
   return parts.join(' ');
 }
 

@@ -15,9 +15,9 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORKER_BIN = join(REPO_ROOT, 'apps/worker/bin/warren-worker.js');
 const SAMPLE_EVERY_MS = 100;
 /**
- * The V8 flags docs/operating.md recommends for the worker (and its package's `start` script
- * uses): collect garbage sooner rather than let the heap grow, for a process whose live set is
- * small. The worker is measured with them and without.
+ * The V8 flags docs/operating.md suggests for a worker whose memory is limited: collect garbage
+ * sooner rather than let the heap grow, at a cost in speed. The worker is measured with Node's
+ * defaults and with these.
  */
 export const WORKER_NODE_FLAGS = ['--optimize-for-size'];
 
@@ -49,10 +49,10 @@ export interface MemoryResult {
   backlog: number;
   prefetch: number;
   seconds: number;
-  /** The worker started with {@link WORKER_NODE_FLAGS}, as recommended. */
-  warren: DrainMemory;
   /** The worker started with Node's default flags. */
-  warrenDefault: DrainMemory;
+  warren: DrainMemory;
+  /** The worker started with {@link WORKER_NODE_FLAGS}. */
+  warrenTuned: DrainMemory;
   flags: string[];
   plain: DrainMemory;
   /** RSS with the inference package imported, and the peak after loading and one batch. */
@@ -111,10 +111,10 @@ export async function measureMemory(
     return drain;
   };
   let warren: DrainMemory;
-  let warrenDefault: DrainMemory;
+  let warrenTuned: DrainMemory;
   try {
-    warren = await runWorker(WORKER_NODE_FLAGS);
-    warrenDefault = await runWorker([]);
+    warren = await runWorker([]);
+    warrenTuned = await runWorker(WORKER_NODE_FLAGS);
   } finally {
     await rm(configFile, { force: true });
   }
@@ -158,7 +158,7 @@ export async function measureMemory(
     prefetch: options.prefetch,
     seconds: options.seconds,
     warren,
-    warrenDefault,
+    warrenTuned,
     flags: WORKER_NODE_FLAGS,
     plain,
     model,

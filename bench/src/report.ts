@@ -206,22 +206,22 @@ function measured(report: BenchReport): string {
       [
         '### 4. Memory',
         '',
-        `The worker binary (\`node ${memory.flags.join(' ')} apps/worker/bin/warren-worker.js --config …\`, ` +
-          `the way docs/operating.md recommends running it; no-op plugin, prefetch ${memory.prefetch}) ` +
-          `starts on a queue holding ${formatNumber(memory.backlog)} small jobs and drains it for ` +
-          `${memory.seconds} s while its VmRSS and VmHWM (peak) are read from /proc every 100 ms; ` +
-          'then it gets SIGTERM. The queue is topped up to the same backlog and the same is done ' +
-          "with the worker on Node's default flags, then with a plain amqplib consumer process " +
-          '(default flags, prefetch the same, ack only). The model is measured alone: a process ' +
-          'imports `@warren/inference`, reads its RSS, loads use-lite-en and embeds 32 sentences, ' +
-          'and reads its peak.',
+        `The worker binary (\`node apps/worker/bin/warren-worker.js --config …\`, no-op plugin, ` +
+          `prefetch ${memory.prefetch}) starts on a queue holding ${formatNumber(memory.backlog)} ` +
+          `small jobs and drains it for ${memory.seconds} s while its VmRSS and VmHWM (peak) are ` +
+          'read from /proc every 100 ms; then it gets SIGTERM. The queue is topped up to the same ' +
+          `backlog and the same is done with the worker started as \`node ${memory.flags.join(' ')}\` ` +
+          '(docs/operating.md: it trades speed for memory; compare the jobs each drained), then ' +
+          'with a plain amqplib consumer process (prefetch the same, ack only). The model is ' +
+          'measured alone: a process imports `@warren/inference`, reads its RSS, loads ' +
+          'use-lite-en and embeds 32 sentences, and reads its peak.',
         '',
         '| process | start RSS | end RSS | peak RSS | jobs drained |',
         '|---|---:|---:|---:|---:|',
         ...(
           [
-            [`Warren worker, node ${memory.flags.join(' ')}`, memory.warren],
-            ["Warren worker, Node's default flags", memory.warrenDefault],
+            ['Warren worker', memory.warren],
+            [`Warren worker, node ${memory.flags.join(' ')}`, memory.warrenTuned],
             ['amqplib consumer', memory.plain],
           ] as const
         ).map(
