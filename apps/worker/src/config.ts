@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { DEFAULT_RECOVERY } from '@warren/amqp';
-import { ConfigError, DEFAULT_RESTART_BACKOFF, describeIssues, SCOPE_PATTERN } from '@warren/core';
+import { DEFAULT_RECOVERY, urlHasPassword } from '@warren/amqp';
+import {
+  ConfigError,
+  DEFAULT_RESTART_BACKOFF,
+  describeIssues,
+  retryPolicyOverrides,
+  SCOPE_PATTERN,
+} from '@warren/core';
 import { ALGORITHMS, DEFAULT_REPLAY_MAX_ENTRIES, DEFAULT_WINDOW_MS } from '@warren/security';
 import { z } from 'zod';
 
@@ -9,16 +15,7 @@ const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, {
   message: "expected lower-case letters, digits, '.', '_' or '-'",
 });
 
-const retryPolicy = z
-  .object({
-    maxAttempts: z.int().min(1).max(10_000),
-    initialDelayMs: z.int().min(1),
-    multiplier: z.number().min(1).max(100),
-    maxDelayMs: z.int().min(1),
-    jitter: z.number().min(0).max(0.5),
-  })
-  .partial()
-  .strict();
+const retryPolicy = retryPolicyOverrides;
 
 const handlerEntry = z
   .object({
@@ -468,15 +465,6 @@ function withoutQuotedSecrets(error: z.ZodError): z.ZodError {
       return rest;
     }),
   );
-}
-
-/** Whether `url` carries a password (false for text that is not a URL). */
-function urlHasPassword(url: string): boolean {
-  try {
-    return new URL(url).password !== '';
-  } catch {
-    return false;
-  }
 }
 
 function errorText(error: unknown): string {

@@ -1,4 +1,4 @@
-import type { CredentialsProvider } from '@warren/amqp';
+import { type CredentialsProvider, urlHasPassword } from '@warren/amqp';
 import { ConfigError, type LogSink } from '@warren/core';
 import { type CredentialSource, type Credentials, credentialSource } from '@warren/security';
 import type { WorkerConfig } from './config.ts';
@@ -127,14 +127,6 @@ class WorkerCredentials implements CredentialsProvider {
         `and this worker logs in as ${this.username}, which it stamps on what it publishes: ` +
         'restart it to change the user',
     );
-  }
-}
-
-function urlHasPassword(url: string): boolean {
-  try {
-    return new URL(url).password !== '';
-  } catch {
-    return false;
   }
 }
 

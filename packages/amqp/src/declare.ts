@@ -5,6 +5,7 @@ import { closeQuietly } from './closing.ts';
 
 /** AMQP's reply code when a declaration does not match what the broker already has. */
 const PRECONDITION_FAILED = 406;
+const ACCESS_REFUSED = 403;
 
 /**
  * Declares a model type's exchanges, queues and bindings; declaring the same topology again
@@ -27,6 +28,30 @@ export async function declareTopology(
     await declareQueues(channel, topology);
   } finally {
     await closeQuietly(channel);
+  }
+  await removeRetiredBindings(connection, topology);
+}
+
+/**
+ * Removes bindings an earlier version made (see `QueueTopology.retiredBindings`), each on a
+ * channel of its own: an account whose topic permissions do not cover the old pattern (as
+ * least-privilege ones do not) is refused, which closes the channel, and the binding is left for
+ * an operator to remove. RabbitMQ answers an unbind of a binding that does not exist with success.
+ */
+async function removeRetiredBindings(
+  connection: ChannelModel,
+  topology: QueueTopology,
+): Promise<void> {
+  for (const pattern of topology.retiredBindings ?? []) {
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    try {
+      await channel.unbindQueue(topology.queue, topology.jobsExchange, pattern);
+    } catch (cause) {
+      if (replyCodeOf(cause) !== ACCESS_REFUSED) throw cause;
+    } finally {
+      await closeQuietly(channel);
+    }
   }
 }
 

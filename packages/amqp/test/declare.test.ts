@@ -44,6 +44,27 @@ describe('declare', () => {
     expect(dead.properties.headers?.['x-first-death-queue']).toBe(topology.queue);
   });
 
+  it('removes the catch-all binding an earlier version gave the public queue', async () => {
+    const transport = await broker.transport();
+    const topology = broker.topology('feature-extraction');
+    await transport.declare(topology);
+    // As declared before queues were per scope: every scope reached the public queue.
+    await broker.admin.bindQueue(topology.queue, topology.jobsExchange, 'feature-extraction.#');
+    await transport.declare(topology);
+
+    const publish = (routingKey: string) =>
+      transport.publish(
+        { exchange: topology.jobsExchange, routingKey },
+        Buffer.from(routingKey),
+        {},
+      );
+    await publish('feature-extraction.restricted');
+    await publish('feature-extraction.public');
+    const first = await getOne(topology.queue);
+    expect(first.content.toString()).toBe('feature-extraction.public');
+    expect((await broker.admin.checkQueue(topology.queue)).messageCount).toBe(0);
+  });
+
   it('reports a queue that exists with other arguments as an error naming it, and keeps publishing', async () => {
     const transport = await broker.transport();
     const topology = broker.topology('text-classification');

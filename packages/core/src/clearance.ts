@@ -85,7 +85,18 @@ export function narrowClearance(
     }
     tenants = narrower.tenants;
   }
-  const producers = { ...declared.producers, ...narrower.producers };
+  const producers: Record<string, readonly string[]> = { ...declared.producers };
+  for (const [scope, accounts] of Object.entries(narrower.producers ?? {})) {
+    if (!scopes.includes(scope)) {
+      return `producers.${scope}: expected one of the cleared scopes (${scopes.join(', ')}), found ${JSON.stringify(scope)}`;
+    }
+    const allowed = declared.producers?.[scope];
+    const extra = allowed === undefined ? undefined : accounts.find((a) => !allowed.includes(a));
+    if (extra !== undefined) {
+      return `producers.${scope}: ${JSON.stringify(extra)} is not among the producers the handler allows (${allowed!.join(', ')})`;
+    }
+    producers[scope] = accounts;
+  }
   const narrowed: Clearance = {
     scopes,
     ...(tenants === undefined ? {} : { tenants }),

@@ -76,7 +76,11 @@ export interface ConsumerOptions {
    * when the clearance has several: a consumer reads one queue, so start one per scope.
    */
   scope?: string;
-  /** The worker's broker account and the accounts it trusts as relays (see relay.ts). */
+  /**
+   * The broker accounts whose republished jobs (retries, deferrals) this consumer believes (see
+   * relay.ts); default: the transport's own account. A `SignatureVerifier` needs the same list
+   * as its `relays`, or it refuses signed retries as replays.
+   */
   relay?: RelayOptions;
   /** Told every delivery's admission and every publish (`@warren/security`'s audit log). */
   audit?: AuditSink;
@@ -189,7 +193,7 @@ export class Consumer {
           ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
           ...(options.decryptor === undefined ? {} : { decryptor: options.decryptor }),
           clearance,
-          ...(options.relay === undefined ? {} : { relay: options.relay }),
+          ...relayOption(options),
           ...(options.audit === undefined ? {} : { audit: options.audit }),
           ...(options.consumerTimeoutMs === undefined
             ? {}
@@ -391,4 +395,15 @@ function consumedScope(clearance: Clearance, scope: string | undefined): string 
     );
   }
   return scope;
+}
+
+/**
+ * The relay options a consumer runs with: as given, else trusting the transport's own account
+ * (a fleet of workers sharing one account), so that its own republished jobs are told from
+ * replays. Without an account, nothing is stamped and a verifier treats republishes as replays.
+ */
+function relayOption(options: ConsumerOptions): { relay?: RelayOptions } {
+  if (options.relay !== undefined) return { relay: options.relay };
+  const account = options.transport.account;
+  return account === undefined ? {} : { relay: { trusted: [account] } };
 }

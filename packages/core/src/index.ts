@@ -119,7 +119,13 @@ export { JobPublisher } from './publisher.ts';
 export type { RelayOptions } from './relay.ts';
 export { isRelayed, producerOf } from './relay.ts';
 export type { RetryPolicy } from './retry.ts';
-export { allRetryDelays, DEFAULT_RETRY_POLICY, retryDelay, retryPolicyProblem } from './retry.ts';
+export {
+  allRetryDelays,
+  DEFAULT_RETRY_POLICY,
+  retryDelay,
+  retryPolicyOverrides,
+  retryPolicyProblem,
+} from './retry.ts';
 export { redactServiceUrl, serviceUrlProblem } from './service-url.ts';
 export type { JobSigner, JobVerifier, Verdict } from './signing.ts';
 export type {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * When and how often a failed job is tried again. Delays grow exponentially up to a cap; jitter
  * spreads them over a few fixed values per step, because each distinct delay needs a queue of
@@ -15,6 +17,22 @@ export interface RetryPolicy {
   /** Spread of each delay, as a fraction of it (0 to 0.5): 0.2 means 80% to 120%. */
   jitter: number;
 }
+
+/**
+ * The fields of a retry policy as a config file gives them, each optional (it overrides the
+ * handler's own field by field). The worker config and the permissions declaration share it:
+ * the policy decides the delay queues, so both must read it alike.
+ */
+export const retryPolicyOverrides = z
+  .object({
+    maxAttempts: z.int().min(1).max(10_000),
+    initialDelayMs: z.int().min(1),
+    multiplier: z.number().min(1).max(100),
+    maxDelayMs: z.int().min(1),
+    jitter: z.number().min(0).max(0.5),
+  })
+  .partial()
+  .strict();
 
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   maxAttempts: 5,

@@ -61,6 +61,8 @@ export function topologyFor(modelType: string, options: TopologyOptions = {}): Q
     jobsExchange: `${prefix}.jobs`,
     queue: `${prefix}.jobs.${family}`,
     bindings: [jobRoutingKey(modelType, scope)],
+    // Before queues were per scope, the public one took them all: that binding must go.
+    ...(scope === DEFAULT_SCOPE ? { retiredBindings: [`${modelType}.#`] } : {}),
     queueType,
     deadLetterExchange: `${prefix}.dead-letter`,
     deadLetterQueue: `${prefix}.dead-letter.${family}`,

@@ -61,6 +61,11 @@ export interface QueueTopology {
   queue: string;
   /** Binding patterns from {@link jobsExchange} to {@link queue}. */
   bindings: string[];
+  /**
+   * Bindings an earlier version made to {@link queue} that must not stay: removed when the
+   * topology is declared (the public queue's `<modelType>.#`, which would take every scope).
+   */
+  retiredBindings?: string[];
   queueType: 'quorum' | 'classic';
   /** The exchange dead letters go to (direct), and the queue that keeps them. */
   deadLetterExchange: string;

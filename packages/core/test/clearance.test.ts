@@ -76,6 +76,17 @@ describe('clearance', () => {
     expect(narrowClearance(clearance, { tenants: ['globex'] })).toMatch(
       /^tenants: "globex" is not among the tenants/,
     );
+    // Producers: narrowed from any account to some, or within the handler's own list only.
+    expect(
+      narrowClearance({ scopes: ['public'] }, { producers: { public: ['svc-a'] } }),
+    ).toMatchObject({ producers: { public: ['svc-a'] } });
+    expect(narrowClearance(clearance, { producers: { restricted: ['svc-a', 'anyone'] } })).toMatch(
+      /^producers\.restricted: "anyone" is not among the producers the handler allows/,
+    );
+    // A misspelt scope would leave the real one unchecked: refused.
+    expect(narrowClearance(clearance, { producers: { restrcted: ['svc-a'] } })).toMatch(
+      /^producers\.restrcted: expected one of the cleared scopes/,
+    );
     // A handler that serves any tenant may be narrowed to some.
     expect(narrowClearance({ scopes: ['public'] }, { tenants: ['acme'] })).toMatchObject({
       tenants: ['acme'],

@@ -26,6 +26,12 @@ export interface MemoryTransportOptions {
   connectionName?: string;
   /** A pino logger, or anything with its `debug`/`info`/`warn`/`error`; silent by default. */
   logger?: LogSink;
+  /**
+   * The account this transport says it is (default `guest`, as RabbitMQ's local default). The
+   * embedded broker has no accounts and checks no `user_id`; workers stamp this one on the jobs
+   * they republish, so that signed retries are told from replays as on RabbitMQ.
+   */
+  account?: string;
 }
 
 /**
@@ -51,8 +57,11 @@ export class MemoryTransport implements Transport {
   #state: TransportState = 'idle';
   #connection: BrokerConnection | undefined;
 
+  readonly account: string;
+
   constructor(broker: MemoryBroker, options: MemoryTransportOptions = {}) {
     this.#broker = broker;
+    this.account = options.account ?? 'guest';
     this.#connectionName = options.connectionName;
     this.#logger = options.logger ?? silentLogSink;
     this.#fields =

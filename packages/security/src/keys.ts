@@ -7,9 +7,16 @@ import {
   timingSafeEqual,
   verify,
 } from 'node:crypto';
-import { ConfigError, describeIssues } from '@warren/core';
+import { ConfigError } from '@warren/core';
 import { z } from 'zod';
 import type { Algorithm } from './canonical.ts';
+import {
+  base64Schema,
+  decodeBase64 as decode,
+  KeyRing,
+  keyIdSchema,
+  parseKeyFile,
+} from './key-files.ts';
 
 /** One key, named by the id that travels in `x-warren-key-id`. */
 export interface SigningKey {
@@ -25,10 +32,8 @@ export interface SigningKey {
 
 const MIN_HMAC_BYTES = 32;
 
-const keyId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, {
-  message: "expected 1 to 128 letters, digits, '.', '_', ':' or '-'",
-});
-const base64 = z.string().regex(/^[A-Za-z0-9+/_-]+={0,2}$/, { message: 'expected base64' });
+const keyId = keyIdSchema;
+const base64 = base64Schema;
 
 /** The JSON a key file (a mounted secret) or environment variable holds. */
 const keyFileSchema = z
@@ -58,15 +63,9 @@ export type KeyFile = z.input<typeof keyFileSchema>;
  * key and the new one: jobs signed with either verify, producers move to the new id, and the old
  * key is removed once no job signed with it can still be in a queue.
  */
-export class KeySet {
-  readonly #keys: Map<string, SigningKey>;
-
+export class KeySet extends KeyRing<SigningKey> {
   constructor(keys: Iterable<SigningKey>) {
-    this.#keys = new Map();
-    for (const key of keys) {
-      if (this.#keys.has(key.id)) throw new ConfigError(`key id ${key.id}: given twice`);
-      this.#keys.set(key.id, key);
-    }
+    super(keys, 'key');
   }
 
   /**
@@ -75,16 +74,9 @@ export class KeySet {
    * `source` names where it came from in errors; no error quotes a key.
    */
   static fromJson(text: string, source: string): KeySet {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (cause) {
-      throw new ConfigError(`${source}: expected JSON, found text that does not parse`, { cause });
-    }
-    const parsed = keyFileSchema.safeParse(value);
-    if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, { root: source }));
+    const { keys } = parseKeyFile(text, source, keyFileSchema);
     return new KeySet(
-      parsed.data.keys.map((entry, index) => {
+      keys.map((entry, index) => {
         const where = `${source}.keys[${index}]`;
         return entry.alg === 'hmac-sha256'
           ? hmacKey(entry.id, decode(entry.secret), where)
@@ -96,14 +88,6 @@ export class KeySet {
             );
       }),
     );
-  }
-
-  get(id: string): SigningKey | undefined {
-    return this.#keys.get(id);
-  }
-
-  get ids(): string[] {
-    return [...this.#keys.keys()];
   }
 }
 
@@ -168,8 +152,4 @@ function raw32(bytes: Buffer, where: string): Buffer {
   if (bytes.length !== 32)
     throw new ConfigError(`${where}: expected 32 bytes, found ${bytes.length}`);
   return bytes;
-}
-
-function decode(text: string): Buffer {
-  return Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
 }

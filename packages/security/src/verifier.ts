@@ -142,7 +142,9 @@ export class SignatureVerifier implements JobVerifier {
     if (messageId === undefined || messageId === '') {
       return refuse('bad-signature', 'signed without a message_id', keyId);
     }
-    if (await this.#guard.seen(messageId, Number(createdAt) + this.#windowMs, now)) {
+    // By key and id: a holder of another key cannot use up this producer's message ids first.
+    const seenKey = `${keyId}:${messageId}`;
+    if (await this.#guard.seen(seenKey, Number(createdAt) + this.#windowMs, now)) {
       return refuse('replayed', `message id ${messageId} was accepted already`, keyId);
     }
     return { accepted: true, keyId };

@@ -57,13 +57,20 @@ export class ChangeCheck {
       return;
     }
     this.#running = true;
-    void this.#check().finally(() => {
-      this.#running = false;
-      if (this.#again) {
-        this.#again = false;
-        this.run();
-      }
-    });
+    this.#check()
+      .catch((error: unknown) => {
+        // A listener threw: its own fault, never a reason to take the process down.
+        process.emitWarning(
+          `credential source listener threw: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      })
+      .finally(() => {
+        this.#running = false;
+        if (this.#again) {
+          this.#again = false;
+          this.run();
+        }
+      });
   }
 
   stop(): void {

@@ -5,8 +5,16 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { ConfigError, describeIssues } from '@warren/core';
+import { ConfigError } from '@warren/core';
 import { z } from 'zod';
+import {
+  base64Schema,
+  decodeBase64 as decode,
+  KEY_ID_PATTERN,
+  KeyRing,
+  keyIdSchema,
+  parseKeyFile,
+} from '../key-files.ts';
 import { ENCRYPTION_ALGORITHM, type EncryptionAlgorithm, IV_BYTES, TAG_BYTES } from './format.ts';
 
 /**
@@ -27,13 +35,6 @@ export interface EncryptionKey {
 
 const KEY_BYTES = 32;
 
-/** Key ids as signing keys have them (docs/signing.md). */
-const KEY_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-
-const keyId = z.string().regex(KEY_ID_PATTERN, {
-  message: "expected 1 to 128 letters, digits, '.', '_', ':' or '-'",
-});
-
 /** The JSON an encryption key file (a mounted secret) or environment variable holds. */
 const keyFileSchema = z
   .object({
@@ -41,9 +42,9 @@ const keyFileSchema = z
       .array(
         z
           .object({
-            id: keyId,
+            id: keyIdSchema,
             alg: z.literal(ENCRYPTION_ALGORITHM),
-            secret: z.string().regex(/^[A-Za-z0-9+/_-]+={0,2}$/, { message: 'expected base64' }),
+            secret: base64Schema,
           })
           .strict(),
       )
@@ -63,15 +64,9 @@ export function isKeyId(id: string): boolean {
  * and the new one: bodies sealed with either open, producers move to the new id, and the old key
  * is removed once no job sealed with it can still be in a queue or a dead letter you will replay.
  */
-export class EncryptionKeySet {
-  readonly #keys: Map<string, EncryptionKey>;
-
+export class EncryptionKeySet extends KeyRing<EncryptionKey> {
   constructor(keys: Iterable<EncryptionKey>) {
-    this.#keys = new Map();
-    for (const key of keys) {
-      if (this.#keys.has(key.id)) throw new ConfigError(`encryption key id ${key.id}: given twice`);
-      this.#keys.set(key.id, key);
-    }
+    super(keys, 'encryption key');
   }
 
   /**
@@ -79,16 +74,9 @@ export class EncryptionKeySet {
    * 32 bytes in base64). `source` names where it came from in errors; no error quotes a key.
    */
   static fromJson(text: string, source: string): EncryptionKeySet {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (cause) {
-      throw new ConfigError(`${source}: expected JSON, found text that does not parse`, { cause });
-    }
-    const parsed = keyFileSchema.safeParse(value);
-    if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, { root: source }));
+    const { keys } = parseKeyFile(text, source, keyFileSchema);
     return new EncryptionKeySet(
-      parsed.data.keys.map((entry, index) => {
+      keys.map((entry, index) => {
         const secret = decode(entry.secret);
         try {
           return aesKey(entry.id, secret, `${source}.keys[${index}]`);
@@ -98,14 +86,6 @@ export class EncryptionKeySet {
         }
       }),
     );
-  }
-
-  get(id: string): EncryptionKey | undefined {
-    return this.#keys.get(id);
-  }
-
-  get ids(): string[] {
-    return [...this.#keys.keys()];
   }
 }
 
@@ -151,8 +131,4 @@ function open(key: KeyObject, sealed: Buffer, associatedData: Buffer): Buffer | 
     plaintext.fill(0);
     return undefined;
   }
-}
-
-function decode(text: string): Buffer {
-  return Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
 }

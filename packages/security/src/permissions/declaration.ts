@@ -1,4 +1,4 @@
-import { ConfigError, describeIssues, SCOPE_PATTERN } from '@warren/core';
+import { ConfigError, describeIssues, retryPolicyOverrides, SCOPE_PATTERN } from '@warren/core';
 import { z } from 'zod';
 
 /** A model type, as `defineHandler` accepts it: dots are allowed, so names are regex-escaped. */
@@ -36,16 +36,7 @@ const scopes = z
   .min(1);
 
 /** Field by field over the handler's policy, as in the worker config: it decides the delay queues. */
-const retry = z
-  .object({
-    maxAttempts: z.int().min(1).max(10_000),
-    initialDelayMs: z.int().min(1),
-    multiplier: z.number().min(1).max(100),
-    maxDelayMs: z.int().min(1),
-    jitter: z.number().min(0).max(0.5),
-  })
-  .partial()
-  .strict();
+const retry = retryPolicyOverrides;
 
 const worker = z
   .object({
