@@ -333,8 +333,9 @@ export class AmqpTransport implements Transport {
   }
 
   /** A new connection, dialled with the credentials read now (or the URL's), and watched. */
-  async #dial(timeoutMs: number): Promise<ChannelModel> {
-    const connection = await this.#dialer.dial(timeoutMs);
+  async #dial(timeoutMs: number, rotating = false): Promise<ChannelModel> {
+    // A rotation must log in with the new credentials or fail; a (re)connect may fall back.
+    const connection = await this.#dialer.dial(timeoutMs, { fallBack: !rotating });
     this.#watch(connection);
     return connection;
   }
@@ -521,7 +522,7 @@ export class AmqpTransport implements Transport {
   async #prepare(): Promise<ChannelModel> {
     let next: ChannelModel | undefined;
     try {
-      next = await this.#dial(this.#connectTimeoutMs);
+      next = await this.#dial(this.#connectTimeoutMs, true);
       this.#rotating = next;
       for (const topology of this.#topologies.values()) await declareTopology(next, topology);
       return next;

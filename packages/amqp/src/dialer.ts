@@ -30,6 +30,8 @@ export class Dialer {
   readonly #dialled = new WeakMap<ChannelModel, DialledWith>();
   #reads = 0;
   #lastUsername: string | undefined;
+  /** The credentials of the last connection that opened, and which read they came from. */
+  #lastGood: { credentials: Credentials; read: number } | undefined;
 
   constructor(options: DialerOptions) {
     this.#options = options;
@@ -52,8 +54,12 @@ export class Dialer {
     return this.#lastUsername ?? credentials.username;
   }
 
-  /** A new connection; rejects with {@link BrokerUnreachableError}, naming the user it tried. */
-  async dial(timeoutMs: number): Promise<ChannelModel> {
+  /**
+   * A new connection with the credentials read now; rejects with {@link BrokerUnreachableError},
+   * naming the user it tried. With `fallBack`, when those fail, the last ones that worked are
+   * tried before giving up.
+   */
+  async dial(timeoutMs: number, options: { fallBack: boolean }): Promise<ChannelModel> {
     const { connectionName } = this.#options;
     const clientProperties =
       connectionName === undefined ? {} : { connection_name: connectionName };
@@ -62,15 +68,41 @@ export class Dialer {
       timeout: timeoutMs,
     };
     this.#lastUsername = undefined;
-    let dialled: DialledWith = { read: 0, username: this.#options.urlUsername };
-    if (this.#options.credentials !== undefined) {
-      const { username, password } = await this.#read(this.#options.credentials);
-      socketOptions.credentials = amqpCredentials.plain(username, password);
-      this.#reads += 1;
-      dialled = { read: this.#reads, username };
+    if (this.#options.credentials === undefined) {
+      const dialled = { read: 0, username: this.#options.urlUsername };
+      this.#lastUsername = dialled.username;
+      return this.#connect(socketOptions, dialled);
     }
-    this.#lastUsername = dialled.username;
+    const fresh = await this.#read(this.#options.credentials);
+    this.#reads += 1;
+    const read = this.#reads;
+    this.#lastUsername = fresh.username;
+    try {
+      const connection = await this.#connect(
+        { ...socketOptions, credentials: amqpCredentials.plain(fresh.username, fresh.password) },
+        { read, username: fresh.username },
+      );
+      this.#lastGood = { credentials: fresh, read };
+      return connection;
+    } catch (error) {
+      // A secret rewritten with a wrong password must not keep a reconnect from the broker: the
+      // credentials that last worked are tried too. The connection counts as dialled with their
+      // read, so that the new ones are still tried as a rotation.
+      const good = this.#lastGood;
+      if (!options.fallBack || good === undefined || sameCredentials(good.credentials, fresh)) {
+        throw error;
+      }
+      const { username, password } = good.credentials;
+      const connection = await this.#connect(
+        { ...socketOptions, credentials: amqpCredentials.plain(username, password) },
+        { read: good.read, username },
+      ).catch(() => Promise.reject(error));
+      this.#lastUsername = username;
+      return connection;
+    }
+  }
 
+  async #connect(socketOptions: Options.Connect, dialled: DialledWith): Promise<ChannelModel> {
     let connection: ChannelModel;
     try {
       connection = await connect(this.#options.url, socketOptions);
@@ -117,4 +149,8 @@ export class Dialer {
     }
     return { username, password };
   }
+}
+
+function sameCredentials(a: Credentials, b: Credentials): boolean {
+  return a.username === b.username && a.password === b.password;
 }

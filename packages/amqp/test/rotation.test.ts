@@ -219,6 +219,26 @@ describe('rotating the broker credentials', () => {
     expect(consumer.redelivered).toEqual([]);
   }, 30_000);
 
+  it('reconnects with the credentials that last worked while the secret holds a wrong password', async () => {
+    const user = await newUser('right-password');
+    const provider = new TestProvider({ username: user, password: 'right-password' });
+    const { transport, of, topology } = await rotating(provider, {
+      rotationRetry: { initialDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
+    });
+    const consumer = await countingConsumer(transport, topology.queue);
+
+    // The secret is rewritten wrongly, and the broker cuts the connection before anyone fixes it.
+    provider.current = { username: user, password: 'wrong-password' };
+    await expect(transport.rotateCredentials()).rejects.toThrow(/ACCESS.REFUSED/);
+    await closeConnectionsOf(user);
+    await waitFor(() => of('recovered').length === 1, 10_000);
+
+    const ids = await publishInRounds(transport, topology.queue, 40);
+    await waitFor(() => consumer.seen.size === ids.length);
+    expect(of('gave-up')).toEqual([]);
+    expect(await connectionsOf(user)).toBe(1);
+  }, 30_000);
+
   it('is refused on a transport made without a credentials provider', async () => {
     const transport = await broker.transport();
     await expect(transport.rotateCredentials()).rejects.toThrow(/expected a transport made with/);

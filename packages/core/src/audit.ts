@@ -56,6 +56,14 @@ export function audit(
   }
 }
 
+/**
+ * Whether an audit record would go anywhere: to a sink, or to a span being recorded. Callers
+ * build no entry when not, since they run for every job.
+ */
+export function auditing(sink: AuditSink | undefined): boolean {
+  return sink !== undefined || trace.getActiveSpan()?.isRecording() === true;
+}
+
 /** Joins the parts of an identity that are known: `user:svc-a key:k1`. */
 export function identityOf(parts: {
   user?: string | undefined;

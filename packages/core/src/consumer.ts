@@ -12,6 +12,7 @@ import { ConfigError, IllegalStateError } from './errors.ts';
 import type { BatchOptions, Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import type { JobTransition } from './job-run.ts';
+import { RunningSignals } from './job-signal.ts';
 import type { DeadlinePolicy, DedupeOptions } from './job-steps.ts';
 import {
   type AdaptivePrefetchOptions,
@@ -181,6 +182,7 @@ export class Consumer {
           inference: instrumentInference(options.inference),
           logger: this.#logger,
           shutdown: shutdown.signal,
+          signals: new RunningSignals(shutdown.signal),
           onWorkerFault: () => shutdown.abort(),
           draining: draining.signal,
           schedule: (task) => limiter.add(task),

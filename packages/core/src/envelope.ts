@@ -46,6 +46,7 @@ export const HEADERS = {
   signatureAlg: 'x-warren-signature-alg',
   keyId: 'x-warren-key-id',
   encryption: 'x-warren-encryption',
+  unverified: 'x-warren-unverified',
   encryptionKeyId: 'x-warren-encryption-key-id',
   handler: 'x-warren-handler',
   status: 'x-warren-status',

@@ -1,4 +1,4 @@
-import { audit, identityOf } from './audit.ts';
+import { audit, auditing, identityOf } from './audit.ts';
 import { resultProperties } from './envelope.ts';
 import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
@@ -135,7 +135,9 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
               ...expiration(item, deps),
             })
           : { ...delivery.properties, ...expiration(item, deps) };
-      const relayed = relayedProperties(delivery, properties, relayOf(deps));
+      const relayed = relayedProperties(delivery, properties, relayOf(deps), {
+        unverified: item.unverified === true,
+      });
       await publish(item, route.kind, delayTarget(delay, deps), delivery.body, relayed, deps);
       if (route.kind === 'retry')
         logFailure(item, route.error, deps, 'job will be retried', { delayMs: delay });
@@ -189,7 +191,7 @@ async function publish(
 ): Promise<void> {
   const where = deps.telemetry?.publishTrace(item);
   await publishTraced(deps.transport, target, body, properties, options, where);
-  if (deps.audit !== undefined) auditPublish(item, action, target, deps);
+  if (auditing(deps.audit)) auditPublish(item, action, target, deps);
 }
 
 /** One audit record for a publish the broker confirmed, on behalf of `item`'s job. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit.ts';
 import type { Clearance } from './clearance.ts';
-import type { Clock, Timer } from './clock.ts';
+import type { Clock } from './clock.ts';
 import type { ConsumerTelemetry, HandlerTrace, ItemTrace } from './consumer-telemetry.ts';
 import type { DedupeStore } from './dedupe.ts';
 import { type BodyDecryptor, isEncrypted } from './encryption.ts';
@@ -20,6 +20,7 @@ import {
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import { type Prepared, prepare, release } from './job-admission.ts';
+import type { JobSignal, RunningSignals } from './job-signal.ts';
 import type { RelayOptions } from './relay.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { JobVerifier } from './signing.ts';
@@ -57,6 +58,8 @@ export interface JobItem {
   claimed?: boolean;
   /** The key that signed it, when a verifier accepted it. */
   keyId?: string;
+  /** Its verifier failed (not refused): a retry must be verified as if it were new. */
+  unverified?: boolean;
   /** How long the handler call that ran this item took (real time, ms). */
   handleMs?: number;
   /** Set when publishing its result, retry or dead letter failed. */
@@ -110,6 +113,8 @@ export interface JobDeps {
   onWorkerFault?(): void;
   /** Aborts when draining starts: jobs not yet started go back to the queue. */
   draining: AbortSignal;
+  /** The signals of running handler calls, aborted together at shutdown. */
+  signals: RunningSignals;
   /** Runs a handler call within the consumer's concurrency limit. */
   schedule<T>(task: () => Promise<T>): Promise<T>;
   clock: Clock;
@@ -161,7 +166,10 @@ export function decodeItems(items: JobItem[], deps: JobDeps): void {
       }
       // A sealed body is not JSON yet: it is decrypted, then decoded, once its signature held.
       if (isEncrypted(item.delivery.properties)) item.encrypted = true;
-      else item.body = decodeJsonBody(item.delivery.body, envelope.contentType);
+      // A worker that requires encryption refuses a plaintext job as such, whatever its body.
+      else if (deps.decryptor?.required !== true) {
+        item.body = decodeJsonBody(item.delivery.body, envelope.contentType);
+      }
     } catch (error) {
       item.failure = toWarrenError(error, (message, cause) => new HandlerError(message, { cause }));
     }
@@ -205,7 +213,7 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void
 async function runGuarded(
   group: Prepared[],
   deps: JobDeps,
-  call: (signal: AbortSignal) => Promise<unknown[]>,
+  call: (signal: JobSignal) => Promise<unknown[]>,
 ): Promise<void> {
   if (group.length === 0) return;
   const remaining = group.some((one) => one.remaining === undefined)
@@ -213,25 +221,15 @@ async function runGuarded(
     : Math.max(...group.map((one) => one.remaining!));
   const timeoutLeft = Math.min(...group.map((one) => one.timeoutLeft ?? Number.POSITIVE_INFINITY));
   const stopAfter = Math.min(remaining, timeoutLeft);
-  // Without a deadline or a consumer timeout, the shutdown signal is the job's own; else a
-  // signal of its own aborts at the earlier of the two, or at shutdown.
   let expired: Expiry | undefined;
-  let signal = deps.shutdown;
-  let timer: Timer | undefined;
-  let onShutdown: (() => void) | undefined;
-  if (stopAfter !== Number.POSITIVE_INFINITY) {
-    const controller = new AbortController();
-    signal = controller.signal;
-    timer = deps.clock.setTimer(() => {
-      expired = stopAfter === remaining ? 'deadline' : 'consumer-timeout';
-      controller.abort();
-    }, stopAfter);
-    // A listener, not AbortSignal.any(): on Node 20, every signal any() makes from the
-    // long-lived shutdown signal stays reachable from it, one per job, for the worker's life.
-    onShutdown = () => controller.abort(deps.shutdown.reason);
-    if (deps.shutdown.aborted) onShutdown();
-    else deps.shutdown.addEventListener('abort', onShutdown, { once: true });
-  }
+  const signal = deps.signals.open();
+  const timer =
+    stopAfter === Number.POSITIVE_INFINITY
+      ? undefined
+      : deps.clock.setTimer(() => {
+          expired = stopAfter === remaining ? 'deadline' : 'consumer-timeout';
+          signal.abort(new DOMException('This operation was aborted', 'AbortError'));
+        }, stopAfter);
   let started: number | undefined;
   let handling: HandlerTrace | undefined;
   let failed: { item: JobItem; thrown: unknown } | undefined;
@@ -246,7 +244,7 @@ async function runGuarded(
       // (and its inference calls') nest under it.
       const running =
         handling === undefined ? call(signal) : runInContext(handling.context, () => call(signal));
-      const outputs = await untilAborted(running, signal).catch((error: unknown) => {
+      const outputs = await signal.race(running).catch((error: unknown) => {
         // A worker fault stops the consumer's other jobs now, inside this slot: once it is
         // free, the next waiting job would start before the consumer has heard of the fault.
         if (error instanceof WarrenError && error.fate === 'crash') deps.onWorkerFault?.();
@@ -264,7 +262,7 @@ async function runGuarded(
     failed = { item: group[0]!.item, thrown: error };
   } finally {
     timer?.cancel();
-    if (onShutdown !== undefined) deps.shutdown.removeEventListener('abort', onShutdown);
+    deps.signals.close(signal);
   }
   if (started !== undefined) {
     deps.telemetry?.handlerFinished(handling, performance.now() - started, failed);
@@ -310,7 +308,7 @@ function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, de
 
 const NOT_STARTED = Symbol('not started');
 
-function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise<unknown> {
+function runOne({ item }: Prepared, signal: JobSignal, deps: JobDeps): Promise<unknown> {
   const envelope = item.envelope!;
   let logger: Logger | undefined;
   const context = {
@@ -320,7 +318,10 @@ function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise
       return logger;
     },
     inference: deps.inference,
-    signal,
+    // Made only if the handler reads it (see JobSignal).
+    get signal(): AbortSignal {
+      return signal.signal;
+    },
     job: envelope,
     options: deps.handlerOptions,
   };
@@ -332,11 +333,17 @@ function runOne({ item }: Prepared, signal: AbortSignal, deps: JobDeps): Promise
   return handleBatch!([item.input], batchContext).then(([output]) => output);
 }
 
-async function runBatch(group: Prepared[], signal: AbortSignal, deps: JobDeps): Promise<unknown[]> {
+async function runBatch(group: Prepared[], signal: JobSignal, deps: JobDeps): Promise<unknown[]> {
   const jobs = group.map(({ item }) => item.envelope!);
   const outputs = await deps.handler.handleBatch!(
     group.map(({ item }) => item.input),
-    { logger: deps.logger, inference: deps.inference, signal, jobs, options: deps.handlerOptions },
+    {
+      logger: deps.logger,
+      inference: deps.inference,
+      signal: signal.signal,
+      jobs,
+      options: deps.handlerOptions,
+    },
   );
   if (!Array.isArray(outputs) || outputs.length !== group.length) {
     const found = Array.isArray(outputs) ? `${outputs.length} results` : typeof outputs;
@@ -345,20 +352,6 @@ async function runBatch(group: Prepared[], signal: AbortSignal, deps: JobDeps): 
     );
   }
   return outputs;
-}
-
-/**
- * Settles with the handler, or rejects when `signal` aborts: a handler that ignores its signal
- * cannot hold a job (and a concurrency slot) past its deadline or the drain timeout.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => {});
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function serialiseResult(output: unknown): Buffer {

@@ -1,4 +1,4 @@
-import { audit, identityOf } from './audit.ts';
+import { audit, auditing, identityOf } from './audit.ts';
 import { forbiddenFor } from './clearance.ts';
 import type { BodyDecryptor, Decryption } from './encryption.ts';
 import { decodeJsonBody, HEADERS } from './envelope.ts';
@@ -36,7 +36,10 @@ function checkSignatures(items: JobItem[], verifier: JobVerifier): Promise<void>
           item.failure = new SignatureRefusedError(verdict.reason, verdict.message);
         }
       } catch (error) {
-        // The verifier itself failed (a shared replay store down, say): not the job's fault.
+        // The verifier itself failed (a shared replay store down, say): not the job's fault, so
+        // it is retried, but marked so that its retry is checked as a first delivery (its
+        // replay check never happened) although a worker republished it.
+        item.unverified = true;
         item.failure = toWarrenError(
           error,
           (message, cause) => new HandlerError(`verifying failed: ${message}`, { cause }),
@@ -130,7 +133,7 @@ function decryptorFailed(item: JobItem, error: unknown): void {
 }
 
 function recordAdmissions(items: JobItem[], deps: JobDeps): void {
-  if (deps.audit === undefined && deps.telemetry === undefined) return;
+  if (!auditing(deps.audit)) return;
   const now = deps.clock.now();
   for (const item of items) {
     const { properties } = item.delivery;

@@ -46,9 +46,13 @@ export function relayedProperties(
   delivery: Delivery,
   properties: MessageProperties,
   relay: RelayOptions | undefined,
+  options: { unverified?: boolean } = {},
 ): MessageProperties {
   const { userId: _original, ...rest } = properties;
   const headers = { ...rest.headers };
+  // Set only for this republish, never carried over from an earlier one.
+  if (options.unverified) headers[HEADERS.unverified] = true;
+  else delete headers[HEADERS.unverified];
   const producer = producerOf(delivery.properties, relay);
   if (producer === undefined) delete headers[HEADERS.producer];
   else headers[HEADERS.producer] = producer;

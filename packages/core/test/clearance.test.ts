@@ -158,6 +158,15 @@ describe('relayed jobs', () => {
     const republished = relayedProperties(first, first.properties, relay);
     expect(republished.userId).toBe('worker');
     expect(republished.headers?.[HEADERS.producer]).toBe('svc-a');
+    // A retry whose verification failed says so; the mark never carries over to a later one.
+    const unverified = relayedProperties(first, first.properties, relay, { unverified: true });
+    expect(unverified.headers?.[HEADERS.unverified]).toBe(true);
+    const later = relayedProperties(
+      { ...first, properties: { ...unverified, userId: 'worker' } },
+      unverified,
+      relay,
+    );
+    expect(later.headers?.[HEADERS.unverified]).toBeUndefined();
     // Without an account of its own, nothing claims one.
     const anonymous = relayedProperties(first, first.properties, undefined);
     expect(anonymous.userId).toBeUndefined();

@@ -192,6 +192,12 @@ describe('encrypted jobs in the consumer', () => {
       job: rawJob('plaintext', Buffer.from('{"text":"secret"}')),
     },
     {
+      case: 'a stripped ciphertext (no encryption header) where encryption is required',
+      reason: 'unencrypted',
+      decryptor: toyDecryptor(true),
+      job: rawJob('stripped', ciphertext),
+    },
+    {
       case: 'a decrypted body that is not JSON',
       reason: 'not-json',
       decryptor: toyDecryptor(),

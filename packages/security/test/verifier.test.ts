@@ -203,6 +203,34 @@ describe('the signature verifier', () => {
     expect(refusal(await check.verify(delivery(retried('producer'))))).toBe('replayed');
   });
 
+  it('checks a relay’s retry of a job whose verification failed as a first delivery', async () => {
+    const check = new SignatureVerifier({
+      keys: new KeySet([key]),
+      now: () => NOW,
+      windowMs: 60_000,
+      relays: ['worker'],
+    });
+    const message = signed(key);
+    const unverifiedRetry = {
+      ...message,
+      properties: {
+        ...message.properties,
+        userId: 'worker',
+        headers: {
+          ...message.properties.headers,
+          'x-warren-attempt': 2,
+          'x-warren-unverified': true,
+        },
+      },
+    };
+
+    // Never admitted before (the replay store was down): admitted now, and remembered ...
+    expect(await check.verify(delivery(unverifiedRetry))).toMatchObject({ accepted: true });
+    // ... so the other copies that failed the same way are replays, redelivered or not.
+    expect(refusal(await check.verify(delivery(unverifiedRetry)))).toBe('replayed');
+    expect(refusal(await check.verify(delivery(unverifiedRetry, true)))).toBe('replayed');
+  });
+
   it('does not remember the ids of forged jobs', async () => {
     const check = verifier();
     const message = signed(key);
