@@ -76,7 +76,22 @@ export type ConsumerEvent =
   /** Jobs that finished since the last such event. */
   | { type: 'warren.jobs.finished'; outputs: JobOutput[] };
 
-interface ConsumerContext extends ConsumerMachineInput {
+/**
+ * What stays the same while the consumer runs. Kept apart from the rest of the context, because
+ * every update (each `assign`) copies the context's top level: the fewer fields there, the less
+ * each delivery costs.
+ */
+interface ConsumerEnv extends Omit<ConsumerMachineInput, 'prefetch'> {
+  /** Jobs started early because the prefetch window was full (see `collect`). */
+  windowFull: Set<string>;
+  /** Hands a finished job's output back to the machine (see {@link inOneEvent}). */
+  reportJob: (output: JobOutput) => void;
+}
+
+interface ConsumerContext {
+  env: ConsumerEnv;
+  /** The prefetch to use once probation ends; the controller, when there is one, moves it. */
+  prefetch: number;
   subscription?: Subscription;
   /**
    * Set while redelivered jobs come first after a restart: prefetch stays at 1, so that a job
@@ -88,8 +103,6 @@ interface ConsumerContext extends ConsumerMachineInput {
   jobsInFlight: number;
   /** Deliveries in jobs that have started and not yet reported back. */
   deliveriesInFlight: number;
-  /** Jobs started early because the prefetch window was full (see `collect`). */
-  windowFull: Set<string>;
   nextJobId: number;
   /** Deliveries waiting for their batch to fill (see {@link addToBatch}). */
   pending: PendingBatch;
@@ -97,21 +110,19 @@ interface ConsumerContext extends ConsumerMachineInput {
   batchTimer?: Timer;
   stopRequested: boolean;
   counts: ConsumerCounts;
-  /** Hands a finished job's output back to the machine (see {@link inOneEvent}). */
-  reportJob: (output: JobOutput) => void;
   error?: unknown;
 }
 
 /** Runs a job; its output goes back to the consumer with others that finish alongside it. */
 function startJob(jobId: string, deliveries: readonly Delivery[], context: ConsumerContext): void {
-  runJob(jobId, deliveries, context.jobDeps, context.observeJob).then(
-    context.reportJob,
+  runJob(jobId, deliveries, context.env.jobDeps, context.env.observeJob).then(
+    context.env.reportJob,
     (error) => {
       // Only a throwing observer or clock gets here. The job still gives its deliveries back (a
       // second settle of one is ignored) and reports, or a drain would wait for it in vain.
       for (const delivery of deliveries)
-        context.jobDeps.transport.nack(delivery, { requeue: true });
-      context.reportJob({
+        context.env.jobDeps.transport.nack(delivery, { requeue: true });
+      context.env.reportJob({
         jobId,
         outcomes: deliveries.map((delivery) => ({
           messageId: delivery.properties.messageId,
@@ -130,7 +141,8 @@ function raisePrefetch(context: ConsumerContext): void {
 }
 
 function applyPrefetch(context: ConsumerContext, prefetch: number): void {
-  const { subscription, jobDeps, controller } = context;
+  const { subscription } = context;
+  const { jobDeps, controller } = context.env;
   if (subscription === undefined) return;
   const decision = controller?.decisions.at(-1);
   if (decision?.to === prefetch) jobDeps.logger.info({ ...decision }, 'prefetch adjusted');
@@ -152,7 +164,7 @@ export const consumerMachine = setup({
     events: {} as ConsumerEvent,
   },
   actors: { subscribe, unsubscribe },
-  delays: { drainTimeout: ({ context }) => context.drainTimeoutMs },
+  delays: { drainTimeout: ({ context }) => context.env.drainTimeoutMs },
   guards: {
     idle: ({ context }) => context.jobsInFlight === 0 && context.pending.deliveries.length === 0,
     stopRequested: ({ context }) => context.stopRequested,
@@ -172,7 +184,7 @@ export const consumerMachine = setup({
       let { nextJobId, batchTimer, pending } = context;
       let started = 0;
       for (const delivery of deliveries) {
-        const added = addToBatch(pending, delivery, context.batch);
+        const added = addToBatch(pending, delivery, context.env.batch);
         pending = added.pending;
         for (const batch of added.ready) {
           const jobId = `job.${nextJobId}`;
@@ -193,7 +205,7 @@ export const consumerMachine = setup({
       ) {
         const jobId = `job.${nextJobId}`;
         const batch = [...pending.deliveries];
-        context.windowFull.add(jobId);
+        context.env.windowFull.add(jobId);
         enqueue(() => startJob(jobId, batch, context));
         deliveriesInFlight += batch.length;
         pending = EMPTY_BATCH;
@@ -205,12 +217,12 @@ export const consumerMachine = setup({
         batchTimer = undefined;
       }
       if (pending.deliveries.length > 0 && batchTimer === undefined) {
-        batchTimer = context.jobDeps.clock.setTimer(
+        batchTimer = context.env.jobDeps.clock.setTimer(
           () => self.send({ type: 'warren.batch.due' }),
-          context.batch.maxWaitMs,
+          context.env.batch.maxWaitMs,
         );
       }
-      enqueue(() => context.jobDeps.telemetry?.received(deliveries.length));
+      enqueue(() => context.env.jobDeps.telemetry?.received(deliveries.length));
       enqueue.assign({
         pending,
         batchTimer,
@@ -244,16 +256,16 @@ export const consumerMachine = setup({
       let finished = 0;
       for (const output of event.outputs) {
         finished += output.outcomes.length;
-        const windowFull = context.windowFull.delete(output.jobId);
+        const windowFull = context.env.windowFull.delete(output.jobId);
         for (const { outcome, code } of output.outcomes) {
           counts[COUNTED[outcome]] += 1;
           if (code === 'WARREN_DEADLINE_EXCEEDED' && outcome !== 'retried') counts.expired += 1;
         }
-        if (output.handleMs !== undefined && context.controller !== undefined) {
+        if (output.handleMs !== undefined && context.env.controller !== undefined) {
           next =
-            context.controller.observe({
+            context.env.controller.observe({
               size: output.outcomes.length,
-              maxSize: context.batch.maxSize,
+              maxSize: context.env.batch.maxSize,
               durationMs: output.handleMs,
               windowFull,
             }) ?? next;
@@ -271,15 +283,15 @@ export const consumerMachine = setup({
         if (!context.probation) enqueue(() => applyPrefetch(context, next));
       }
     }),
-    abortJobs: ({ context }) => context.shutdown.abort(),
+    abortJobs: ({ context }) => context.env.shutdown.abort(),
     /**
      * A failed consumer gives back what it has not started and stops its subscription; its
      * aborted jobs settle as they end, and the channel closes when they have.
      */
     letGo: ({ context }) => {
       context.batchTimer?.cancel();
-      const { logger } = context.jobDeps;
-      for (const delivery of context.pending.deliveries) giveBack(delivery, context.jobDeps);
+      const { logger } = context.env.jobDeps;
+      for (const delivery of context.pending.deliveries) giveBack(delivery, context.env.jobDeps);
       context.subscription?.cancel().catch((error: unknown) => {
         logger.warn({ err: error }, 'a failed consumer could not cancel its subscription');
       });
@@ -289,20 +301,23 @@ export const consumerMachine = setup({
       enqueue.assign({ probation: false });
       enqueue(() => raisePrefetch(context));
     }),
-    startDraining: ({ context }) => context.draining.abort(),
+    startDraining: ({ context }) => context.env.draining.abort(),
   },
 }).createMachine({
   id: 'consumer',
-  context: ({ input, self }) => ({
-    ...input,
-    reportJob: inOneEvent((outputs: JobOutput[]) => {
-      // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
-      if (self.getSnapshot().status === 'active')
-        self.send({ type: 'warren.jobs.finished', outputs });
-    }),
+  context: ({ input: { prefetch, ...env }, self }) => ({
+    env: {
+      ...env,
+      windowFull: new Set(),
+      reportJob: inOneEvent((outputs: JobOutput[]) => {
+        // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
+        if (self.getSnapshot().status === 'active')
+          self.send({ type: 'warren.jobs.finished', outputs });
+      }),
+    },
+    prefetch,
     jobsInFlight: 0,
     deliveriesInFlight: 0,
-    windowFull: new Set(),
     nextJobId: 1,
     pending: EMPTY_BATCH,
     stopRequested: false,
@@ -328,7 +343,7 @@ export const consumerMachine = setup({
       },
       invoke: {
         src: 'subscribe',
-        input: ({ context, self }) => ({ jobDeps: context.jobDeps, self }),
+        input: ({ context, self }) => ({ jobDeps: context.env.jobDeps, self }),
         onDone: [
           {
             guard: 'stopRequested',
