@@ -308,6 +308,18 @@ describe('the warnings', () => {
     expect(workers[0]!.clearance['a.b']!.producers).toEqual({ public: ['a-api'] });
   });
 
+  it('name a model type whose name extends another’s, whose results the other’s workers could publish', () => {
+    const value = structuredClone(DECLARATION);
+    value.teams[1]!.workers!.push({ user: 'c-worker', modelTypes: ['a.b.c'], scopes: ['public'] });
+    value.teams[1]!.producers!.push({ user: 'c-api', modelTypes: ['a.b.c'], scopes: ['public'] });
+
+    const { warnings } = plan(value);
+
+    expect(warnings).toEqual([
+      expect.stringMatching(/^model types a\.b and a\.b\.c: a worker of a\.b may publish results/),
+    ]);
+  });
+
   it('are none for a declaration where every scope has both sides', () => {
     expect(plan().warnings).toEqual([]);
   });

@@ -274,5 +274,17 @@ function warningsOf({ served, published }: Routes): string[] {
       );
     }
   }
+  // A worker may publish results under `<its model type>.<anything>`, tenants holding dots.
+  const modelTypes = [...new Set([...served.keys(), ...published.keys()])].sort();
+  for (const shorter of modelTypes) {
+    for (const longer of modelTypes) {
+      if (!longer.startsWith(`${shorter}.`)) continue;
+      warnings.push(
+        `model types ${shorter} and ${longer}: a worker of ${shorter} may publish results under ` +
+          `${shorter}.<tenant>, which covers ${longer}'s results (${longer}.<tenant>); give one ` +
+          'of them another name if their workers belong to different teams',
+      );
+    }
+  }
   return warnings;
 }
