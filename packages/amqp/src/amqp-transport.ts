@@ -107,6 +107,13 @@ export class AmqpTransport implements Transport {
       urlUsername: resolved.urlUsername,
       connectionName: resolved.connectionName,
       credentials: resolved.credentials,
+      onFallBack: (refused, used, cause) => {
+        const detail = { ...resolved.fields, refused, used, error: describeCause(cause) };
+        resolved.logger.warn(
+          detail,
+          'broker refused the credentials read now; connected with the ones that last worked',
+        );
+      },
     });
     this.#connectTimeoutMs = resolved.connectTimeoutMs;
     this.#policy = resolved.policy;
@@ -157,7 +164,19 @@ export class AmqpTransport implements Transport {
    */
   async declare(topology: QueueTopology): Promise<void> {
     const connection = await this.#connected('declare');
-    await declareTopology(connection, topology);
+    const left = await declareTopology(connection, topology);
+    for (const pattern of left) {
+      const detail = {
+        ...this.#fields,
+        queue: topology.queue,
+        exchange: topology.jobsExchange,
+        pattern,
+      };
+      this.#logger.warn(
+        detail,
+        'this account may not remove the binding an earlier version made, if there is one: check for it and remove it by hand',
+      );
+    }
     this.#topologies.set(topology.queue, topology);
     this.#logger.debug({ ...this.#fields, queue: topology.queue }, 'topology declared');
   }

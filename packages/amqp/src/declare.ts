@@ -8,15 +8,15 @@ const PRECONDITION_FAILED = 406;
 const ACCESS_REFUSED = 403;
 
 /**
- * Declares a model type's exchanges, queues and bindings; declaring the same topology again
- * changes nothing. Runs on a channel of its own because the broker closes the channel of a
- * declaration that contradicts an existing entity, and that must not take the publish channel
- * down with it.
+ * Declares a model type's exchanges, queues and bindings, and returns the retired bindings this
+ * account may not remove; declaring the same topology again changes nothing. Runs on a channel
+ * of its own because the broker closes the channel of a declaration that contradicts an existing
+ * entity, and that must not take the publish channel down with it.
  */
 export async function declareTopology(
   connection: ChannelModel,
   topology: QueueTopology,
-): Promise<void> {
+): Promise<string[]> {
   const channel = await connection.createChannel();
   // The failed declaration's promise carries the reason; the event would otherwise be unhandled.
   channel.on('error', () => {});
@@ -29,7 +29,7 @@ export async function declareTopology(
   } finally {
     await closeQuietly(channel);
   }
-  await removeRetiredBindings(connection, topology);
+  return removeRetiredBindings(connection, topology);
 }
 
 /**
@@ -41,7 +41,8 @@ export async function declareTopology(
 async function removeRetiredBindings(
   connection: ChannelModel,
   topology: QueueTopology,
-): Promise<void> {
+): Promise<string[]> {
+  const left: string[] = [];
   for (const pattern of topology.retiredBindings ?? []) {
     const channel = await connection.createChannel();
     channel.on('error', () => {});
@@ -49,10 +50,12 @@ async function removeRetiredBindings(
       await channel.unbindQueue(topology.queue, topology.jobsExchange, pattern);
     } catch (cause) {
       if (replyCodeOf(cause) !== ACCESS_REFUSED) throw cause;
+      left.push(pattern);
     } finally {
       await closeQuietly(channel);
     }
   }
+  return left;
 }
 
 async function declareQueues(channel: Channel, topology: QueueTopology): Promise<void> {

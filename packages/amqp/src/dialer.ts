@@ -12,6 +12,8 @@ export interface DialerOptions {
   urlUsername: string;
   connectionName: string | undefined;
   credentials: CredentialsProvider | undefined;
+  /** Told when a dial fell back to the last working credentials (user names only). */
+  onFallBack?: (refused: string, used: string, cause: unknown) => void;
 }
 
 /** Which read of the credentials a connection was dialled with, and as whom. */
@@ -98,6 +100,7 @@ export class Dialer {
         { read: good.read, username },
       ).catch(() => Promise.reject(error));
       this.#lastUsername = username;
+      this.#options.onFallBack?.(fresh.username, username, error);
       return connection;
     }
   }

@@ -222,7 +222,7 @@ describe('rotating the broker credentials', () => {
   it('reconnects with the credentials that last worked while the secret holds a wrong password', async () => {
     const user = await newUser('right-password');
     const provider = new TestProvider({ username: user, password: 'right-password' });
-    const { transport, of, topology } = await rotating(provider, {
+    const { transport, of, topology, logger } = await rotating(provider, {
       rotationRetry: { initialDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 },
     });
     const consumer = await countingConsumer(transport, topology.queue);
@@ -237,6 +237,10 @@ describe('rotating the broker credentials', () => {
     await waitFor(() => consumer.seen.size === ids.length);
     expect(of('gave-up')).toEqual([]);
     expect(await connectionsOf(user)).toBe(1);
+    expect(logger.messages('warn')).toContain(
+      'broker refused the credentials read now; connected with the ones that last worked',
+    );
+    expect(JSON.stringify(logger.entries)).not.toContain('wrong-password');
   }, 30_000);
 
   it('is refused on a transport made without a credentials provider', async () => {

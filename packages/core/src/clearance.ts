@@ -48,8 +48,12 @@ export function clearanceProblem(clearance: Clearance): string | undefined {
     }
   }
   for (const [scope, accounts] of Object.entries(clearance.producers ?? {})) {
-    if (!Array.isArray(accounts) || accounts.some((a) => typeof a !== 'string' || a === '')) {
-      return `producers.${scope}: expected a list of broker user names`;
+    if (
+      !Array.isArray(accounts) ||
+      accounts.length === 0 ||
+      accounts.some((a) => typeof a !== 'string' || a === '')
+    ) {
+      return `producers.${scope}: expected a list of at least one broker user name`;
     }
   }
   return undefined;

@@ -137,7 +137,8 @@ export class Consumer {
     this.#logger = options.logger.child({ handler: options.handler.name });
     this.#debug = this.#logger.isLevelEnabled('debug');
     const shutdown = new AbortController();
-    // Every running job listens to it (at most prefetch of them, each removed when it ends).
+    // Running handler calls share one listener (RunningSignals); other parts may add their own,
+    // a few each, and none of them is a leak worth Node's warning.
     setMaxListeners(0, shutdown.signal);
     const draining = new AbortController();
     const limiter = new PQueue({ concurrency: options.concurrency ?? 1 });

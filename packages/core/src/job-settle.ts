@@ -4,7 +4,13 @@ import { describeThrown, PublishError, UnroutableError, type WarrenError } from 
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { release, remainingMs } from './job-admission.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
-import { ownProperties, type RelayOptions, relayedProperties } from './relay.ts';
+import {
+  isRelayed,
+  isUnverified,
+  ownProperties,
+  type RelayOptions,
+  relayedProperties,
+} from './relay.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
 import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
@@ -78,11 +84,15 @@ export function giveBack(delivery: Delivery, deps: JobDeps): void {
     return;
   }
   const target = { exchange: '', routingKey: deps.topology.queue };
-  const properties = relayedProperties(
-    delivery,
-    withoutBookkeeping(delivery.properties),
-    relayOf(deps),
-  );
+  const relay = relayOf(deps);
+  // It was never verified here: unless a relay sent it (and so vouched for it, or marked it), its
+  // next worker must check it as a first delivery, not take this worker's account as a voucher.
+  const unverified = isRelayed(delivery.properties, relay)
+    ? isUnverified(delivery.properties, relay)
+    : true;
+  const properties = relayedProperties(delivery, withoutBookkeeping(delivery.properties), relay, {
+    unverified,
+  });
   deps.transport.publish(target, delivery.body, properties).then(
     () => deps.transport.ack(delivery),
     (error: unknown) => {

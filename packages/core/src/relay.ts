@@ -25,6 +25,14 @@ export function isRelayed(properties: MessageProperties, relay: RelayOptions | u
   return userId !== undefined && (relay?.trusted.includes(userId) ?? false);
 }
 
+/** Whether a trusted relay marked the delivery as never verified (see `x-warren-unverified`). */
+export function isUnverified(
+  properties: MessageProperties,
+  relay: RelayOptions | undefined,
+): boolean {
+  return isRelayed(properties, relay) && properties.headers?.[HEADERS.unverified] === true;
+}
+
 /**
  * The account that published the job in the first place: the `x-warren-producer` a trusted relay
  * recorded, else the delivery's own `user_id`.

@@ -10,11 +10,14 @@ import {
   forbiddenFor,
   HEADERS,
   type JobEnvelope,
+  type MessageProperties,
   narrowClearance,
   PluginError,
   producerOf,
   topologyFor,
 } from '../src/index.ts';
+import { giveBack } from '../src/job-settle.ts';
+import type { JobDeps } from '../src/job-steps.ts';
 import { relayedProperties } from '../src/relay.ts';
 
 const envelope = (scope: string, tenant = 'acme'): JobEnvelope => ({
@@ -172,3 +175,57 @@ describe('relayed jobs', () => {
     expect(anonymous.userId).toBeUndefined();
   });
 });
+
+describe('giving back a delivery a failed consumer never started', () => {
+  const published: MessageProperties[] = [];
+  const transport = {
+    account: 'worker',
+    publish: async (_target: unknown, _body: Buffer, properties: MessageProperties) => {
+      published.push(properties);
+    },
+    ack: () => {},
+    nack: () => {},
+  };
+  const deps = {
+    transport,
+    topology: { queue: 'q' },
+    relay: { trusted: ['worker'] },
+    logger: { warn: () => {} },
+  } as unknown as JobDeps;
+  const delivery = (properties: MessageProperties): Delivery => ({
+    body: Buffer.from('{}'),
+    properties,
+    exchange: '',
+    routingKey: 'q',
+    redelivered: false,
+    deliveryTag: 1,
+    queue: 'q',
+  });
+
+  it('marks a producer’s job unverified, so its next worker does not take the relay as a voucher', async () => {
+    giveBack(delivery({ userId: 'svc-a', headers: {} }), deps);
+    await waitForCount(published, 1);
+    expect(published[0]).toMatchObject({
+      userId: 'worker',
+      headers: { [HEADERS.producer]: 'svc-a', [HEADERS.unverified]: true },
+    });
+  });
+
+  it('keeps a relay’s retry as it was: vouched for, or still marked', async () => {
+    giveBack(delivery({ userId: 'worker', headers: { [HEADERS.producer]: 'svc-a' } }), deps);
+    giveBack(
+      delivery({
+        userId: 'worker',
+        headers: { [HEADERS.unverified]: true, [HEADERS.producer]: 'svc-a' },
+      }),
+      deps,
+    );
+    await waitForCount(published, 3);
+    expect(published[1]!.headers?.[HEADERS.unverified]).toBeUndefined();
+    expect(published[2]!.headers?.[HEADERS.unverified]).toBe(true);
+  });
+});
+
+async function waitForCount(list: unknown[], count: number): Promise<void> {
+  while (list.length < count) await new Promise((resolve) => setTimeout(resolve, 1));
+}

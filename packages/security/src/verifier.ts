@@ -155,12 +155,13 @@ export class SignatureVerifier implements JobVerifier {
    * The attempt header, which the signature does not cover, proves nothing on its own.
    */
   #isFirstDelivery(delivery: Delivery): boolean {
+    // Delivered before, so checked before: this copy was admitted then (or is a job that a
+    // crash interrupted while it was refused, the one window every redelivery shares).
+    if (delivery.redelivered) return false;
     const { userId, headers } = delivery.properties;
     const relayed = userId !== undefined && this.#relays.has(userId);
     // A relay's retry of a job whose verification failed (a replay store down): never checked.
-    if (relayed && headers?.[HEADERS.unverified] === true) return true;
-    if (delivery.redelivered) return false;
-    return !relayed;
+    return !relayed || headers?.[HEADERS.unverified] === true;
   }
 }
 
