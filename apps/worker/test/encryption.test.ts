@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport } from '@warren/amqp';
-import { encodeJob, HEADERS, JobPublisher, type MessageProperties } from '@warren/core';
+import {
+  DEFAULT_RETRY_POLICY,
+  encodeJob,
+  HEADERS,
+  JobPublisher,
+  type MessageProperties,
+} from '@warren/core';
 import {
   aesKey,
   createEncryptor,
@@ -22,6 +28,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker } from '../src/index.ts';
 import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 
+/** Fast retries, so that a failing job reaches its dead letter quickly. */
+const RETRY = {
+  ...DEFAULT_RETRY_POLICY,
+  maxAttempts: 2,
+  initialDelayMs: 100,
+  multiplier: 1,
+  maxDelayMs: 100,
+  jitter: 0,
+};
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const KEYS_ENV = 'WARREN_TEST_ENCRYPTION_KEYS';
 
@@ -178,13 +193,7 @@ describe('encrypted and signed jobs on a real broker', () => {
           {
             module: ECHO,
             prefetch: 4,
-            retry: {
-              maxAttempts: 2,
-              initialDelayMs: 100,
-              multiplier: 1,
-              maxDelayMs: 100,
-              jitter: 0,
-            },
+            retry: RETRY,
           },
         ],
         security: {
@@ -232,7 +241,7 @@ describe('encrypted and signed jobs on a real broker', () => {
   afterAll(async () => {
     await producer?.close();
     await worker?.stop();
-    await probe?.deleteTopology(prefix, ['echo']);
+    await probe?.deleteTopology(prefix, ['echo'], { retry: RETRY });
     await probe?.close();
     rmSync(dir, { recursive: true, force: true });
   });

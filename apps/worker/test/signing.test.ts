@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport } from '@warren/amqp';
-import { encodeJob, HEADERS, JobPublisher, type MessageProperties } from '@warren/core';
+import {
+  DEFAULT_RETRY_POLICY,
+  encodeJob,
+  HEADERS,
+  JobPublisher,
+  type MessageProperties,
+} from '@warren/core';
 import { createSigner, KeySet, type SigningKey, signatureHeaders } from '@warren/security';
 import type { ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
@@ -13,6 +19,15 @@ import { openAuditLog } from '../src/audit.ts';
 import { parseConfig, Worker } from '../src/index.ts';
 import { AMQP_URL, BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
 
+/** Fast retries, so that a failing job reaches its dead letter quickly. */
+const RETRY = {
+  ...DEFAULT_RETRY_POLICY,
+  maxAttempts: 2,
+  initialDelayMs: 100,
+  multiplier: 1,
+  maxDelayMs: 100,
+  jitter: 0,
+};
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 
 /** A key file with an old HMAC key and a new Ed25519 one, as during a rotation. */
@@ -141,13 +156,7 @@ describe('signed jobs on a real broker', () => {
           {
             module: ECHO,
             prefetch: 4,
-            retry: {
-              maxAttempts: 2,
-              initialDelayMs: 100,
-              multiplier: 1,
-              maxDelayMs: 100,
-              jitter: 0,
-            },
+            retry: RETRY,
           },
         ],
         security: {
@@ -221,7 +230,7 @@ describe('signed jobs on a real broker', () => {
   afterAll(async () => {
     await producer?.close();
     await worker?.stop();
-    await probe?.deleteTopology(prefix, ['echo']);
+    await probe?.deleteTopology(prefix, ['echo'], { retry: RETRY });
     await probe?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { metrics } from '@opentelemetry/api';
-import { JobPublisher, type Transport, topologyFor } from '@warren/core';
+import { DEFAULT_RETRY_POLICY, JobPublisher, type Transport, topologyFor } from '@warren/core';
 import { startTelemetry, type Telemetry } from '@warren/telemetry';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -69,6 +69,11 @@ describe('telemetry of a running worker on RabbitMQ', () => {
     await producer.connect();
     await producer.declare(topologyFor('echo', { prefix }));
     cleanUp.push(() => broker.deleteTopology(prefix, 'echo'));
+    if (options.retry !== undefined) {
+      // The worker's policy declares delay queues of its own beside the producer's default ones.
+      const retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+      cleanUp.push(() => broker.deleteTopology(prefix, 'echo', { retry }));
+    }
     const reply = await replies(producer);
     const lines: Array<Record<string, unknown>> = [];
     const { logger } = createWorkerLogger({
