@@ -197,13 +197,16 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void
   const { handle, handleBatch } = deps.handler;
   if (handleBatch !== undefined && (ready.length > 1 || handle === undefined)) {
     await runGuarded(ready, deps, (signal) => runBatch(ready, signal, deps));
+  } else if (ready.length === 1) {
+    // The common case, one delivery a job: no array of promises to wait for.
+    await runSingle(ready[0]!, deps);
   } else {
-    await Promise.all(
-      ready.map((one) =>
-        runGuarded([one], deps, async (signal) => [await runOne(one, signal, deps)]),
-      ),
-    );
+    await Promise.all(ready.map((one) => runSingle(one, deps)));
   }
+}
+
+function runSingle(one: Prepared, deps: JobDeps): Promise<void> {
+  return runGuarded([one], deps, async (signal) => [await runOne(one, signal, deps)]);
 }
 
 /**
@@ -216,10 +219,13 @@ async function runGuarded(
   call: (signal: JobSignal) => Promise<unknown[]>,
 ): Promise<void> {
   if (group.length === 0) return;
-  const remaining = group.some((one) => one.remaining === undefined)
-    ? Number.POSITIVE_INFINITY
-    : Math.max(...group.map((one) => one.remaining!));
-  const timeoutLeft = Math.min(...group.map((one) => one.timeoutLeft ?? Number.POSITIVE_INFINITY));
+  // The last of the deadlines (none if any item has none), and the first consumer timeout.
+  let remaining = Number.NEGATIVE_INFINITY;
+  let timeoutLeft = Number.POSITIVE_INFINITY;
+  for (const one of group) {
+    remaining = Math.max(remaining, one.remaining ?? Number.POSITIVE_INFINITY);
+    timeoutLeft = Math.min(timeoutLeft, one.timeoutLeft ?? Number.POSITIVE_INFINITY);
+  }
   const stopAfter = Math.min(remaining, timeoutLeft);
   let expired: Expiry | undefined;
   const signal = deps.signals.open();
