@@ -53,6 +53,20 @@ export abstract class WarrenError extends Error {
   }
 }
 
+/**
+ * An error whose code covers several refusals, each named by its `reason`: the dead letter's
+ * `x-warren-reason` (see `reasonFor`), where other errors derive one from their code.
+ */
+export abstract class ReasonedError<Reason extends string> extends WarrenError {
+  constructor(
+    readonly reason: Reason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Why a message could not be decoded; written to the `x-warren-reason` header. */
 export type MalformedReason =
   | 'empty-body'
@@ -62,17 +76,9 @@ export type MalformedReason =
   | 'invalid-envelope';
 
 /** The body or the envelope headers cannot be read. Retrying would fail the same way. */
-export class MalformedMessageError extends WarrenError {
+export class MalformedMessageError extends ReasonedError<MalformedReason> {
   readonly code = 'WARREN_MALFORMED_MESSAGE';
   readonly fate = 'dead-letter';
-
-  constructor(
-    readonly reason: MalformedReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** The body is JSON but does not match the handler's input schema. */
@@ -104,17 +110,9 @@ export type SignatureRefusal =
  * worker does not accept, not matching the body and signed headers, too old or too new, or a
  * message id seen already. The job is never handled; retrying would be refused the same way.
  */
-export class SignatureRefusedError extends WarrenError {
+export class SignatureRefusedError extends ReasonedError<SignatureRefusal> {
   readonly code = 'WARREN_SIGNATURE_INVALID';
   readonly fate = 'dead-letter';
-
-  constructor(
-    readonly reason: SignatureRefusal,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Why an encrypted job's body could not be opened, or a plaintext one was refused. */
@@ -132,17 +130,9 @@ export type DecryptionRefusal =
  * moved from another job, or sealed with another key), or it is plaintext on a worker that
  * requires encryption. Never handled; the dead letter keeps the ciphertext as it arrived.
  */
-export class DecryptionRefusedError extends WarrenError {
+export class DecryptionRefusedError extends ReasonedError<DecryptionRefusal> {
   readonly code = 'WARREN_DECRYPTION_REFUSED';
   readonly fate = 'dead-letter';
-
-  constructor(
-    readonly reason: DecryptionRefusal,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Why a job was refused for clearance; written to `x-warren-reason`. */
@@ -153,17 +143,9 @@ export type ForbiddenReason = 'scope-not-cleared' | 'tenant-not-cleared' | 'prod
  * clearance, or the account that published it (the broker-validated `user_id`) is not among the
  * producers allowed for its scope. The job is never handled; it is dead-lettered and audited.
  */
-export class ForbiddenError extends WarrenError {
+export class ForbiddenError extends ReasonedError<ForbiddenReason> {
   readonly code = 'WARREN_FORBIDDEN';
   readonly fate = 'dead-letter';
-
-  constructor(
-    readonly reason: ForbiddenReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Why an identity could not be turned into a job's tenant, scope and routing key. */
@@ -183,17 +165,9 @@ export type IdentityRefusal =
  * Producer side: an identity (an OIDC token, an AWS IAM principal) was not accepted, or no rule
  * maps it to a tenant and scope. Nothing is published; the caller answers 401 or 403.
  */
-export class IdentityRefusedError extends WarrenError {
+export class IdentityRefusedError extends ReasonedError<IdentityRefusal> {
   readonly code = 'WARREN_IDENTITY_REFUSED';
   readonly fate = 'dead-letter';
-
-  constructor(
-    readonly reason: IdentityRefusal,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Thrown by a handler for a job that can never succeed: dead-lettered without retries. */

@@ -1,11 +1,5 @@
 import { HEADERS, optionalInteger } from './envelope.ts';
-import {
-  DecryptionRefusedError,
-  ForbiddenError,
-  MalformedMessageError,
-  SignatureRefusedError,
-  type WarrenError,
-} from './errors.ts';
+import { ReasonedError, type WarrenError } from './errors.ts';
 import type { Delivery, HeaderValue, MessageProperties } from './transport.ts';
 
 const MAX_ERROR_MESSAGE = 512;
@@ -112,14 +106,7 @@ const REASONS: Partial<Record<WarrenError['code'], string>> = {
 
 /** The short reason written to `x-warren-reason`. */
 export function reasonFor(error: WarrenError): string {
-  if (
-    error instanceof MalformedMessageError ||
-    error instanceof SignatureRefusedError ||
-    error instanceof DecryptionRefusedError ||
-    error instanceof ForbiddenError
-  ) {
-    return error.reason;
-  }
+  if (error instanceof ReasonedError) return error.reason;
   return (
     REASONS[error.code] ??
     error.code
