@@ -4,13 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport } from '@warren/amqp';
-import {
-  DEFAULT_RETRY_POLICY,
-  encodeJob,
-  HEADERS,
-  JobPublisher,
-  type MessageProperties,
-} from '@warren/core';
+import { encodeJob, HEADERS, JobPublisher } from '@warren/core';
 import {
   aesKey,
   createEncryptor,
@@ -26,27 +20,20 @@ import type { ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, BrokerProbe, uniquePrefix, waitFor } from './support.ts';
+import {
+  AMQP_URL,
+  BrokerProbe,
+  type RawJob,
+  TWO_QUICK_ATTEMPTS,
+  uniquePrefix,
+  waitFor,
+} from './support.ts';
 
-/** Fast retries, so that a failing job reaches its dead letter quickly. */
-const RETRY = {
-  ...DEFAULT_RETRY_POLICY,
-  maxAttempts: 2,
-  initialDelayMs: 100,
-  multiplier: 1,
-  maxDelayMs: 100,
-  jitter: 0,
-};
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const KEYS_ENV = 'WARREN_TEST_ENCRYPTION_KEYS';
 
 /** Words that appear only in the plaintext of the jobs below: never in a log or dead letter. */
 const SECRET = 'nightingale-cipher';
-
-interface Raw {
-  body: Buffer;
-  properties: MessageProperties;
-}
 
 describe('encrypted and signed jobs on a real broker', () => {
   const prefix = uniquePrefix();
@@ -68,7 +55,7 @@ describe('encrypted and signed jobs on a real broker', () => {
     messageId: string,
     key: EncryptionKey,
     input: object = { text: `${SECRET} ${messageId}` },
-  ): Raw {
+  ): RawJob {
     const job = encodeJob({
       modelType: 'echo',
       tenant: 'acme',
@@ -83,17 +70,17 @@ describe('encrypted and signed jobs on a real broker', () => {
     });
   }
 
-  function signed({ body, properties }: Raw): Raw {
+  function signed({ body, properties }: RawJob): RawJob {
     const headers = { ...properties.headers, ...signatureHeaders(signingKey, body, properties) };
     return { body, properties: { ...properties, headers } };
   }
 
-  function publish(job: Raw): void {
+  function publish(job: RawJob): void {
     sent.set(job.properties.messageId!, job.body);
     probe.channel.publish(`${prefix}.jobs`, 'echo.public', job.body, job.properties as never);
   }
 
-  const refused: Array<{ id: string; reason: string; code: string; make: () => Raw }> = [
+  const refused: Array<{ id: string; reason: string; code: string; make: () => RawJob }> = [
     {
       // The signature covers the ciphertext: a changed byte is refused before decrypting.
       id: 'tampered-ciphertext',
@@ -193,7 +180,7 @@ describe('encrypted and signed jobs on a real broker', () => {
           {
             module: ECHO,
             prefetch: 4,
-            retry: RETRY,
+            retry: TWO_QUICK_ATTEMPTS,
           },
         ],
         security: {
@@ -241,7 +228,7 @@ describe('encrypted and signed jobs on a real broker', () => {
   afterAll(async () => {
     await producer?.close();
     await worker?.stop();
-    await probe?.deleteTopology(prefix, ['echo'], { retry: RETRY });
+    await probe?.deleteTopology(prefix, ['echo'], { retry: TWO_QUICK_ATTEMPTS });
     await probe?.close();
     rmSync(dir, { recursive: true, force: true });
   });

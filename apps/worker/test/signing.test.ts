@@ -4,30 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpTransport } from '@warren/amqp';
-import {
-  DEFAULT_RETRY_POLICY,
-  encodeJob,
-  HEADERS,
-  JobPublisher,
-  type MessageProperties,
-} from '@warren/core';
+import { encodeJob, HEADERS, JobPublisher } from '@warren/core';
 import { createSigner, KeySet, type SigningKey, signatureHeaders } from '@warren/security';
 import type { ConsumeMessage } from 'amqplib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAuditLog } from '../src/audit.ts';
 import { parseConfig, Worker } from '../src/index.ts';
-import { AMQP_URL, BrokerProbe, brokerEnv, testBroker, uniquePrefix, waitFor } from './support.ts';
+import {
+  AMQP_URL,
+  BrokerProbe,
+  brokerEnv,
+  type RawJob,
+  TWO_QUICK_ATTEMPTS,
+  testBroker,
+  uniquePrefix,
+  waitFor,
+} from './support.ts';
 
-/** Fast retries, so that a failing job reaches its dead letter quickly. */
-const RETRY = {
-  ...DEFAULT_RETRY_POLICY,
-  maxAttempts: 2,
-  initialDelayMs: 100,
-  multiplier: 1,
-  maxDelayMs: 100,
-  jitter: 0,
-};
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 
 /** A key file with an old HMAC key and a new Ed25519 one, as during a rotation. */
@@ -53,11 +47,6 @@ function writeKeys(dir: string): { old: SigningKey; fresh: SigningKey; path: str
   return { old: keys.get('old-hmac')!, fresh: keys.get('new-ed25519')!, path };
 }
 
-interface Raw {
-  body: Buffer;
-  properties: MessageProperties;
-}
-
 describe('signed jobs on a real broker', () => {
   const prefix = uniquePrefix();
   const dir = mkdtempSync(join(tmpdir(), 'warren-signing-'));
@@ -71,7 +60,7 @@ describe('signed jobs on a real broker', () => {
   let keys: ReturnType<typeof writeKeys>;
 
   /** A signed echo job, as the probe publishes it. */
-  function signedJob(key: SigningKey, messageId: string, createdAt = Date.now()): Raw {
+  function signedJob(key: SigningKey, messageId: string, createdAt = Date.now()): RawJob {
     const { body, properties } = encodeJob({
       modelType: 'echo',
       tenant: 'acme',
@@ -84,14 +73,14 @@ describe('signed jobs on a real broker', () => {
     return { body, properties: { ...properties, headers } };
   }
 
-  function publish({ body, properties }: Raw): void {
+  function publish({ body, properties }: RawJob): void {
     probe.channel.publish(`${prefix}.jobs`, 'echo.public', body, {
       ...properties,
       headers: properties.headers,
     } as never);
   }
 
-  const refused: Array<{ id: string; reason: string; make: () => Raw }> = [
+  const refused: Array<{ id: string; reason: string; make: () => RawJob }> = [
     {
       id: 'tampered-body',
       reason: 'bad-signature',
@@ -156,7 +145,7 @@ describe('signed jobs on a real broker', () => {
           {
             module: ECHO,
             prefetch: 4,
-            retry: RETRY,
+            retry: TWO_QUICK_ATTEMPTS,
           },
         ],
         security: {
@@ -230,7 +219,7 @@ describe('signed jobs on a real broker', () => {
   afterAll(async () => {
     await producer?.close();
     await worker?.stop();
-    await probe?.deleteTopology(prefix, ['echo'], { retry: RETRY });
+    await probe?.deleteTopology(prefix, ['echo'], { retry: TWO_QUICK_ATTEMPTS });
     await probe?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { type TopologyOptions, topologyFor } from '@warren/core';
+import {
+  DEFAULT_RETRY_POLICY,
+  type MessageProperties,
+  type TopologyOptions,
+  topologyFor,
+} from '@warren/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -120,4 +125,20 @@ export function brokerEnv(url: string = AMQP_URL): Record<string, string> {
     password: named ? decodeURIComponent(parsed.password) : 'guest',
   };
   return { [CREDENTIALS_ENV]: JSON.stringify(credentials) };
+}
+
+/** Two attempts 100 ms apart, so that a failing job reaches its dead letter quickly. */
+export const TWO_QUICK_ATTEMPTS = {
+  ...DEFAULT_RETRY_POLICY,
+  maxAttempts: 2,
+  initialDelayMs: 100,
+  multiplier: 1,
+  maxDelayMs: 100,
+  jitter: 0,
+};
+
+/** A job as a test publishes it by hand: its bytes and AMQP properties. */
+export interface RawJob {
+  body: Buffer;
+  properties: MessageProperties;
 }
