@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_RETRY_POLICY, HEADERS, topologyFor } from '@warren/core';
+import { DEFAULT_RETRY_POLICY, topologyFor } from '@warren/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { answeredTwice, resultsByJob } from './fault-lab.ts';
 import { BrokerProbe, uniquePrefix, waitFor } from './support.ts';
@@ -62,7 +62,8 @@ describe('a worker process killed with SIGKILL mid-run', () => {
     await first.logged('consumer started');
     const reply = await probe.replyQueue();
     const deadLetters = await probe.collect(`${prefix}.dead-letter.echo`);
-    const ids = await publishJobs(probe, prefix, reply.queue);
+    const ids = Array.from({ length: JOBS }, (_, n) => `${prefix}-job-${n}`);
+    await probe.publishEchoJobs(prefix, ids, { replyTo: reply.queue, sleepMs: 50 });
 
     await waitFor(() => reply.messages.length >= 50, 'the first 50 results');
     first.child.kill('SIGKILL');
@@ -101,29 +102,6 @@ describe('a worker process killed with SIGKILL mid-run', () => {
     expect(stopped.counts.echo).toMatchObject({ retried: 0, deadLettered: 0 });
   }, 90_000);
 });
-
-/** Publishes the jobs, each taking 50 ms, with a confirm; returns their message ids. */
-async function publishJobs(probe: BrokerProbe, prefix: string, replyTo: string) {
-  const channel = await probe.connection.createConfirmChannel();
-  const ids = Array.from({ length: JOBS }, (_, n) => `${prefix}-job-${n}`);
-  for (const messageId of ids) {
-    channel.publish(
-      `${prefix}.jobs`,
-      'echo.public',
-      Buffer.from(JSON.stringify({ text: messageId, sleepMs: 50 })),
-      {
-        contentType: 'application/json',
-        messageId,
-        replyTo,
-        persistent: true,
-        headers: { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo' },
-      },
-    );
-  }
-  await channel.waitForConfirms();
-  await channel.close();
-  return ids;
-}
 
 /** Waits until the work queue and every delay queue are empty: no job left to come back. */
 async function quiet(probe: BrokerProbe, prefix: string): Promise<void> {

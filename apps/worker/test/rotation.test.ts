@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { HEADERS } from '@warren/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultsByJob } from './fault-lab.ts';
 import { BrokerProbe, testBroker, uniquePrefix, waitFor } from './support.ts';
@@ -135,25 +134,7 @@ async function publishJobs(
   from: number,
   to: number,
 ): Promise<string[]> {
-  const channel = await probe.connection.createConfirmChannel();
-  const ids: string[] = [];
-  for (let n = from; n < to; n += 1) {
-    const messageId = `${prefix}-job-${n}`;
-    ids.push(messageId);
-    channel.publish(
-      `${prefix}.jobs`,
-      'echo.public',
-      Buffer.from(JSON.stringify({ text: messageId, sleepMs: 5 })),
-      {
-        contentType: 'application/json',
-        messageId,
-        replyTo,
-        persistent: true,
-        headers: { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo' },
-      },
-    );
-  }
-  await channel.waitForConfirms();
-  await channel.close();
+  const ids = Array.from({ length: to - from }, (_, n) => `${prefix}-job-${from + n}`);
+  await probe.publishEchoJobs(prefix, ids, { replyTo, sleepMs: 5 });
   return ids;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_RETRY_POLICY,
+  HEADERS,
   type MessageProperties,
   type TopologyOptions,
   topologyFor,
@@ -55,6 +56,34 @@ export class BrokerProbe {
     } finally {
       await channel.close();
     }
+  }
+
+  /**
+   * Publishes echo jobs (tenant acme, public scope) with these message ids, each asking the
+   * handler to take `sleepMs`, and waits for the broker's confirms.
+   */
+  async publishEchoJobs(
+    prefix: string,
+    ids: readonly string[],
+    options: { replyTo: string; sleepMs: number },
+  ): Promise<void> {
+    const channel = await this.connection.createConfirmChannel();
+    for (const messageId of ids) {
+      channel.publish(
+        `${prefix}.jobs`,
+        'echo.public',
+        Buffer.from(JSON.stringify({ text: messageId, sleepMs: options.sleepMs })),
+        {
+          contentType: 'application/json',
+          messageId,
+          replyTo: options.replyTo,
+          persistent: true,
+          headers: { [HEADERS.tenant]: 'acme', [HEADERS.modelType]: 'echo' },
+        },
+      );
+    }
+    await channel.waitForConfirms();
+    await channel.close();
   }
 
   /** Deletes the queues and exchanges Warren declared for these model types under a prefix. */
