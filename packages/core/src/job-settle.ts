@@ -4,13 +4,7 @@ import { describeThrown, PublishError, UnroutableError, type WarrenError } from 
 import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
 import { release, remainingMs } from './job-admission.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
-import {
-  isRelayed,
-  isUnverified,
-  ownProperties,
-  type RelayOptions,
-  relayedProperties,
-} from './relay.ts';
+import { isRelayed, isUnverified, type RelayOptions, relayedProperties } from './relay.ts';
 import { retryDelay } from './retry.ts';
 import { publishTraced } from './traced-publish.ts';
 import type { Delivery, MessageProperties, PublishOptions, PublishTarget } from './transport.ts';
@@ -113,10 +107,10 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
         await complete(item, deps);
         return;
       }
-      const properties = ownProperties(
-        resultProperties(item.envelope!, deps.handler.name),
-        relayOf(deps),
-      );
+      const properties = resultProperties(item.envelope!, deps.handler.name);
+      // A result carries this worker's account, like everything else it publishes.
+      const account = deps.relay === undefined ? undefined : deps.transport.account;
+      if (account !== undefined) properties.userId = account;
       try {
         const target = resultTarget(item, deps);
         await publish(item, 'result', target, item.result!, properties, deps, {

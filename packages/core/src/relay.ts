@@ -68,12 +68,3 @@ export function relayedProperties(
     ? { ...rest, headers }
     : { ...rest, headers, userId: relay.user };
 }
-
-/** The properties of a message this worker publishes afresh (a result): its own account. */
-export function ownProperties(
-  properties: MessageProperties,
-  relay: RelayOptions | undefined,
-): MessageProperties {
-  const { userId: _unset, ...rest } = properties;
-  return relay?.user === undefined ? rest : { ...rest, userId: relay.user };
-}
