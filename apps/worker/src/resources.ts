@@ -1,5 +1,6 @@
 import { AmqpTransport, redactUrl } from '@warren/amqp';
 import {
+  type AuditSink,
   ConfigError,
   type DedupeOptions,
   type DedupeStore,
@@ -10,7 +11,6 @@ import {
 import { LocalInference, RemoteInference } from '@warren/inference';
 import { RedisDedupeStore } from '@warren/redis';
 import type { Logger } from 'pino';
-import { openAuditLog } from './audit.ts';
 import type { WorkerConfig } from './config.ts';
 import { openBrokerCredentials } from './credentials.ts';
 import { auditOtherUser, auditRotations } from './credentials-audit.ts';
@@ -54,17 +54,16 @@ export function createDedupe(
 /**
  * The RabbitMQ transport: AMQP_URL, else `broker.url`, logging in with the credentials
  * `broker.credentials` names (read now, then watched; docs/credentials.md) when it names some.
- * Rotations are logged by the transport and written to the audit log, if there is one.
+ * Rotations are logged by the transport and written to `auditLog`, if there is one.
  */
 export async function createTransport(
   config: WorkerConfig,
   env: Environment,
   logger: Logger,
+  auditLog?: AuditSink,
 ): Promise<Transport> {
   const url = env.AMQP_URL ?? config.broker.url;
   logger.info({ broker: redactUrl(url) }, 'broker selected');
-  const auditLog =
-    config.broker.credentials === undefined ? undefined : openAuditLog(config, logger);
   const credentials = await openBrokerCredentials(config, env, logger, (username, message) => {
     if (auditLog !== undefined) auditOtherUser(auditLog, username, message);
   });

@@ -161,12 +161,13 @@ export class Worker {
       options.inference === undefined && inference instanceof LocalInference
         ? inference
         : undefined;
-    const transport = options.transport ?? (await createTransport(config, env, logger));
+    // Opened once, for the consumers' admissions and publishes and the transport's rotations.
+    const audit = openAuditLog(config, logger);
+    const transport = options.transport ?? (await createTransport(config, env, logger, audit));
     const relay = relayFor(config, transport);
     const replayGuard = createReplayGuard(config, env);
     const verifier = await createVerifier(config, env, relay.trusted, replayGuard);
     const decryptor = await createDecryptor(config, env);
-    const audit = openAuditLog(config, logger);
     const dedupe = createDedupe(config, env, options.dedupeStore);
     // A store the caller passed in may be shared with other workers: the caller closes it.
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
