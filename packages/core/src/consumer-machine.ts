@@ -309,11 +309,16 @@ export const consumerMachine = setup({
     env: {
       ...env,
       windowFull: new Set(),
-      reportJob: inOneEvent((outputs: JobOutput[]) => {
-        // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
-        if (self.getSnapshot().status === 'active')
-          self.send({ type: 'warren.jobs.finished', outputs });
-      }),
+      reportJob: inOneEvent(
+        (outputs: JobOutput[]) => {
+          // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
+          if (self.getSnapshot().status === 'active')
+            self.send({ type: 'warren.jobs.finished', outputs });
+        },
+        setImmediate,
+        // A fault stops the consumer now, before the broker hands its deliveries to it again.
+        (output) => output.fault !== undefined,
+      ),
     },
     prefetch,
     jobsInFlight: 0,

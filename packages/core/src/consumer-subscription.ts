@@ -43,22 +43,30 @@ export const unsubscribe = fromPromise<void, { subscription: Subscription | unde
 );
 
 /**
- * Gathers what arrives within one turn of the event loop (until its microtasks run) and passes
- * it on as one list: a consumer takes one event per socket read or per burst of confirms, not
- * one per message, which halves what the runtime costs per job.
+ * Gathers what arrives until `defer` calls back and passes it on as one list: a consumer takes
+ * one event per socket read or per burst of finished jobs, not one per message. Deliveries are
+ * gathered until the microtasks of their socket read have run (`queueMicrotask`, the default), so
+ * their jobs start in the same turn; finished jobs until the turn's I/O is done (`setImmediate`),
+ * because each job finishes in a microtask of its own and would otherwise make an event alone.
+ * An item for which `urgent` holds goes at once, with what was gathered before it.
  */
-export function inOneEvent<T>(send: (items: T[]) => void): (item: T) => void {
+export function inOneEvent<T>(
+  send: (items: T[]) => void,
+  defer: (flush: () => void) => void = queueMicrotask,
+  urgent?: (item: T) => boolean,
+): (item: T) => void {
   let gathered: T[] | undefined;
+  const flush = () => {
+    const items = gathered;
+    gathered = undefined;
+    if (items !== undefined) send(items);
+  };
   return (item) => {
-    if (gathered !== undefined) {
-      gathered.push(item);
-      return;
+    if (gathered !== undefined) gathered.push(item);
+    else {
+      gathered = [item];
+      if (urgent === undefined || !urgent(item)) defer(flush);
     }
-    gathered = [item];
-    queueMicrotask(() => {
-      const items = gathered!;
-      gathered = undefined;
-      send(items);
-    });
+    if (urgent?.(item) === true) flush();
   };
 }
