@@ -30,7 +30,10 @@ interface PublishChannel {
   inFlight: Set<Outgoing>;
 }
 
-/** One publish the publisher holds until the broker confirms it or it fails. */
+/**
+ * One publish the publisher holds until the broker confirms it or it fails; settled through
+ * `ConfirmPublisher.#settle`, which also takes it off the buffer's count.
+ */
 interface Outgoing {
   readonly target: PublishTarget;
   readonly body: Buffer;
@@ -136,26 +139,17 @@ export class ConfirmPublisher {
     return new Promise<void>((resolve, reject) => {
       this.#held += 1;
       this.#heldBytes += body.length;
-      const release = (): void => {
-        this.#held -= 1;
-        this.#heldBytes -= body.length;
-      };
-      const outgoing: Outgoing = {
-        target,
-        body,
-        options,
-        resolve: () => {
-          release();
-          resolve();
-        },
-        reject: (error) => {
-          release();
-          reject(error);
-        },
-      };
-      this.#waiting.push(outgoing);
+      this.#waiting.push({ target, body, options, resolve, reject });
       this.#pump();
     });
+  }
+
+  /** Settles a publish it held: confirmed when `error` is absent, failed with it otherwise. */
+  #settle(outgoing: Outgoing, error?: Error): void {
+    this.#held -= 1;
+    this.#heldBytes -= outgoing.body.length;
+    if (error === undefined) outgoing.resolve();
+    else outgoing.reject(error);
   }
 
   /** Rejects every publish it holds with `error`: the transport gave up on the broker. */
@@ -167,7 +161,7 @@ export class ConfirmPublisher {
       state.inFlight.clear();
     }
     held.push(...this.#waiting.splice(0));
-    for (const outgoing of held) outgoing.reject(error);
+    for (const outgoing of held) this.#settle(outgoing, error);
     for (const state of this.#retiring) void closeQuietly(state.channel);
   }
 
@@ -175,7 +169,10 @@ export class ConfirmPublisher {
   async close(): Promise<void> {
     this.#closed = true;
     for (const outgoing of this.#waiting.splice(0)) {
-      outgoing.reject(publishError(outgoing.target, 'the transport closed before it was sent'));
+      this.#settle(
+        outgoing,
+        publishError(outgoing.target, 'the transport closed before it was sent'),
+      );
     }
     await this.#opening?.catch(() => {});
     const open = [...this.#channels()].filter((state) => state.open);
@@ -206,7 +203,7 @@ export class ConfirmPublisher {
         if (this.#connection !== connection) return;
         for (const outgoing of this.#waiting.splice(0)) {
           const reason = `no publish channel: ${describeCause(cause)}`;
-          outgoing.reject(publishError(outgoing.target, reason, cause));
+          this.#settle(outgoing, publishError(outgoing.target, reason, cause));
         }
       },
     );
@@ -232,7 +229,7 @@ export class ConfirmPublisher {
         state.writable = false;
         return;
       }
-      outgoing.reject(publishError(target, describeCause(error), error));
+      this.#settle(outgoing, publishError(target, describeCause(error), error));
     }
   }
 
@@ -243,17 +240,17 @@ export class ConfirmPublisher {
       const id = outgoing.options.messageId;
       if (outgoing.options.mandatory && id !== undefined && state.returned.delete(id)) {
         const reason = `no queue is bound for ${describeTarget(outgoing.target)}`;
-        outgoing.reject(new UnroutableError(reason));
+        this.#settle(outgoing, new UnroutableError(reason));
         return;
       }
-      outgoing.resolve();
+      this.#settle(outgoing);
       return;
     }
     // amqplib reports a closing channel to each unconfirmed publish before the channel's own
     // 'close' listeners run; the close handler below decides those. What it leaves is a nack.
     queueMicrotask(() => {
       if (!state.inFlight.delete(outgoing)) return;
-      outgoing.reject(publishError(outgoing.target, describeCause(error), error));
+      this.#settle(outgoing, publishError(outgoing.target, describeCause(error), error));
       this.#closeIfRetired(state);
     });
   }
@@ -334,7 +331,7 @@ export class ConfirmPublisher {
     if (state.closedBy !== undefined || this.#closed) {
       const cause = state.closedBy ?? new Error('the transport closed before the broker confirmed');
       for (const outgoing of unconfirmed) {
-        outgoing.reject(publishError(outgoing.target, describeCause(cause), cause));
+        this.#settle(outgoing, publishError(outgoing.target, describeCause(cause), cause));
       }
     } else if (unconfirmed.length > 0) {
       // Closed without a reason of its own: the connection went. The broker may have taken

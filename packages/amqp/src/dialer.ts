@@ -2,6 +2,7 @@ import { BrokerUnreachableError } from '@warren/core';
 import { credentials as amqpCredentials, type ChannelModel, connect, type Options } from 'amqplib';
 import { describeCause } from './cause.ts';
 import type { Credentials, CredentialsProvider } from './credentials.ts';
+import { coalesceWrites } from './write-coalescing.ts';
 
 export interface DialerOptions {
   /** The URL amqplib dials (credentials, if any, are replaced by the provider's). */
@@ -112,6 +113,7 @@ export class Dialer {
     } catch (cause) {
       throw this.unreachable(cause, dialled.username);
     }
+    coalesceWrites(connection);
     this.#dialled.set(connection, dialled);
     return connection;
   }
