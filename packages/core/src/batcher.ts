@@ -28,19 +28,18 @@ export function addToBatch(
 ): { ready: Delivery[][]; pending: PendingBatch } {
   const tokens = estimateTokens(delivery);
   const ready: Delivery[][] = [];
-  let current = pending;
+  let { deliveries, tokens: pendingTokens } = pending;
   const budget = options.maxTokens;
-  if (budget !== undefined && current.deliveries.length > 0 && current.tokens + tokens > budget) {
-    ready.push([...current.deliveries]);
-    current = EMPTY_BATCH;
+  if (budget !== undefined && deliveries.length > 0 && pendingTokens + tokens > budget) {
+    ready.push([...deliveries]);
+    deliveries = EMPTY_BATCH.deliveries;
+    pendingTokens = 0;
   }
-  current = { deliveries: [...current.deliveries, delivery], tokens: current.tokens + tokens };
-  const full =
-    current.deliveries.length >= options.maxSize ||
-    (budget !== undefined && current.tokens >= budget);
-  if (full) {
-    ready.push([...current.deliveries]);
-    current = EMPTY_BATCH;
+  const grown = deliveries.length === 0 ? [delivery] : [...deliveries, delivery];
+  const total = pendingTokens + tokens;
+  if (grown.length >= options.maxSize || (budget !== undefined && total >= budget)) {
+    ready.push(grown);
+    return { ready, pending: EMPTY_BATCH };
   }
-  return { ready, pending: current };
+  return { ready, pending: { deliveries: grown, tokens: total } };
 }

@@ -16,20 +16,39 @@ export interface Clock {
 /** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * A timer of {@link systemClock}. A class, not closures: a consumer may arm one per job, and
+ * closures made per call cost more (tsx names each one as it is made).
+ */
+class SystemTimer implements Timer {
+  readonly #callback: () => void;
+  readonly #due: number;
+  #handle: NodeJS.Timeout;
+
+  constructor(callback: () => void, delayMs: number) {
+    this.#callback = callback;
+    this.#due = Date.now() + Math.max(0, delayMs);
+    this.#handle = this.#arm();
+  }
+
+  cancel(): void {
+    clearTimeout(this.#handle);
+  }
+
+  #arm(): NodeJS.Timeout {
+    const left = this.#due - Date.now();
+    const handle =
+      left > MAX_TIMER_MS
+        ? setTimeout(() => {
+            this.#handle = this.#arm();
+          }, MAX_TIMER_MS)
+        : setTimeout(this.#callback, Math.max(0, left));
+    handle.unref?.();
+    return handle;
+  }
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(callback, delayMs) {
-    const due = Date.now() + Math.max(0, delayMs);
-    let handle: NodeJS.Timeout;
-    const arm = (): void => {
-      const left = due - Date.now();
-      handle = setTimeout(
-        left > MAX_TIMER_MS ? arm : callback,
-        Math.min(Math.max(0, left), MAX_TIMER_MS),
-      );
-      handle.unref?.();
-    };
-    arm();
-    return { cancel: () => clearTimeout(handle) };
-  },
+  setTimer: (callback, delayMs) => new SystemTimer(callback, delayMs),
 };

@@ -174,7 +174,10 @@ export class Consumer {
         shutdown,
         draining,
         limiter,
-        observeJob: (transition) => this.#observeJob(transition),
+        observeJob: {
+          watching: () => this.#watched(),
+          transitioned: (transition) => this.#observeJob(transition),
+        },
         jobDeps: {
           handler: options.handler,
           handlerOptions: options.handlerOptions,
@@ -327,7 +330,6 @@ export class Consumer {
   }
 
   #observeJob({ jobId, from, to, cause, items }: JobTransition): void {
-    if (!this.#watched()) return;
     this.#report({
       type: 'warren.actor.transitioned',
       actor: 'job',

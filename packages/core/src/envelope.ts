@@ -143,22 +143,32 @@ export function envelopeToProperties(envelope: JobEnvelope): MessageProperties {
   return properties;
 }
 
+/** How errors name each header of the envelope (made once: every job is decoded). */
+const FIELD = {
+  tenant: `header ${HEADERS.tenant}`,
+  scope: `header ${HEADERS.scope}`,
+  attempt: `header ${HEADERS.attempt}`,
+  modelType: `header ${HEADERS.modelType}`,
+  deadline: `header ${HEADERS.deadline}`,
+  createdAt: `header ${HEADERS.createdAt}`,
+} as const;
+
 /** Reads the envelope from a delivery's properties; throws {@link MalformedMessageError}. */
 export function decodeEnvelope(properties: MessageProperties): JobEnvelope {
   const headers = properties.headers ?? {};
   const envelope: JobEnvelope = {
     messageId: requireString(properties.messageId, 'message_id property'),
-    tenant: requireString(headers[HEADERS.tenant], `header ${HEADERS.tenant}`),
-    scope: optionalString(headers[HEADERS.scope], `header ${HEADERS.scope}`) ?? DEFAULT_SCOPE,
+    tenant: requireString(headers[HEADERS.tenant], FIELD.tenant),
+    scope: optionalString(headers[HEADERS.scope], FIELD.scope) ?? DEFAULT_SCOPE,
     priority: properties.priority ?? 0,
-    attempt: optionalInteger(headers[HEADERS.attempt], `header ${HEADERS.attempt}`) ?? 1,
-    modelType: requireString(headers[HEADERS.modelType], `header ${HEADERS.modelType}`),
+    attempt: optionalInteger(headers[HEADERS.attempt], FIELD.attempt) ?? 1,
+    modelType: requireString(headers[HEADERS.modelType], FIELD.modelType),
     contentType: properties.contentType ?? '',
     trace: decodeTrace(headers),
   };
-  const deadline = optionalInteger(headers[HEADERS.deadline], `header ${HEADERS.deadline}`);
+  const deadline = optionalInteger(headers[HEADERS.deadline], FIELD.deadline);
   if (deadline !== undefined) envelope.deadline = deadline;
-  const createdAt = optionalInteger(headers[HEADERS.createdAt], `header ${HEADERS.createdAt}`);
+  const createdAt = optionalInteger(headers[HEADERS.createdAt], FIELD.createdAt);
   if (createdAt !== undefined) envelope.createdAt = createdAt;
   if (properties.replyTo) envelope.replyTo = properties.replyTo;
 
@@ -174,23 +184,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * UTF-8, and text that is not JSON.
  */
 export function decodeJsonBody(body: Buffer, contentType: string): unknown {
-  const [mediaType, ...parameters] = contentType
-    .split(';')
-    .map((part) => part.trim().toLowerCase());
-  if (mediaType !== JSON_CONTENT_TYPE) {
-    const found = contentType === '' ? 'none' : JSON.stringify(contentType);
-    throw new MalformedMessageError(
-      'unsupported-content-type',
-      `expected content type ${JSON_CONTENT_TYPE}, found ${found}`,
-    );
-  }
-  const charset = parameters.find((p) => p.startsWith('charset='));
-  if (charset !== undefined && charset !== 'charset=utf-8') {
-    throw new MalformedMessageError(
-      'unsupported-content-type',
-      `expected charset utf-8, found ${charset.slice('charset='.length)}`,
-    );
-  }
+  if (contentType !== JSON_CONTENT_TYPE) checkContentType(contentType);
   if (body.length === 0) {
     throw new MalformedMessageError('empty-body', 'expected a JSON body, found 0 bytes');
   }
@@ -210,6 +204,27 @@ export function decodeJsonBody(body: Buffer, contentType: string): unknown {
     throw new MalformedMessageError('not-json', 'expected JSON, found text that does not parse', {
       cause,
     });
+  }
+}
+
+/** Refuses a content type other than JSON, in UTF-8 if it names a charset. */
+function checkContentType(contentType: string): void {
+  const [mediaType, ...parameters] = contentType
+    .split(';')
+    .map((part) => part.trim().toLowerCase());
+  if (mediaType !== JSON_CONTENT_TYPE) {
+    const found = contentType === '' ? 'none' : JSON.stringify(contentType);
+    throw new MalformedMessageError(
+      'unsupported-content-type',
+      `expected content type ${JSON_CONTENT_TYPE}, found ${found}`,
+    );
+  }
+  const charset = parameters.find((p) => p.startsWith('charset='));
+  if (charset !== undefined && charset !== 'charset=utf-8') {
+    throw new MalformedMessageError(
+      'unsupported-content-type',
+      `expected charset utf-8, found ${charset.slice('charset='.length)}`,
+    );
   }
 }
 
@@ -252,16 +267,17 @@ function checkEnvelope(envelope: JobEnvelope): void {
       `${HEADERS.attempt}: expected an integer of at least 1, found ${envelope.attempt}`,
     );
   }
-  for (const [field, value] of [
-    [HEADERS.tenant, envelope.tenant],
-    [HEADERS.modelType, envelope.modelType],
-    [HEADERS.scope, envelope.scope],
-  ] as const) {
-    if (value.length === 0 || value.length > 255 || /[\s#*]/.test(value)) {
-      throw invalid(
-        `${field}: expected 1 to 255 characters without spaces, '#' or '*', found ${JSON.stringify(value)}`,
-      );
-    }
+  checkName(HEADERS.tenant, envelope.tenant);
+  checkName(HEADERS.modelType, envelope.modelType);
+  checkName(HEADERS.scope, envelope.scope);
+}
+
+/** A tenant, model type or scope: a routing key word, so no spaces or wildcards. */
+function checkName(field: string, value: string): void {
+  if (value.length === 0 || value.length > 255 || /[\s#*]/.test(value)) {
+    throw invalid(
+      `${field}: expected 1 to 255 characters without spaces, '#' or '*', found ${JSON.stringify(value)}`,
+    );
   }
 }
 

@@ -46,7 +46,12 @@ export interface JobTransition {
   items: readonly JobItem[];
 }
 
-export type JobObserver = (transition: JobTransition) => void;
+/** Told of every job's state changes while {@link JobObserver.watching} holds. */
+export interface JobObserver {
+  /** Whether anyone listens now: while nobody does, no transition is even built. */
+  watching(): boolean;
+  transitioned(transition: JobTransition): void;
+}
 
 const STEPS = [
   { state: 'decoding', run: decodeItems, done: 'decoded' },
@@ -84,27 +89,27 @@ async function runSteps(
   observe: JobObserver | undefined,
   trace: JobTrace | undefined,
 ): Promise<JobOutput> {
+  // Each state entered is reported (written out, not as a closure: one per job costs).
   let state: JobState | undefined;
-  const enter = (to: JobState, cause: string) => {
-    observe?.({ jobId, from: state, to, cause, items });
-    state = to;
-  };
-
   let cause = 'received';
   let error: unknown;
   try {
     for (const step of STEPS) {
-      enter(step.state, cause);
+      if (observe?.watching())
+        observe.transitioned({ jobId, from: state, to: step.state, cause, items });
+      state = step.state;
       // Decoding, validating, settling (and verifying without a verifier) return no promise.
       const pending = step.run(items, deps);
       if (pending !== undefined) await pending;
       cause = step.done;
     }
-    enter('done', cause);
+    if (observe?.watching()) observe.transitioned({ jobId, from: state, to: 'done', cause, items });
   } catch (thrown) {
     // A bug or a broken transport, never a bad message: the consumer stops.
     error = thrown;
-    enter('failed', 'threw');
+    if (observe?.watching()) {
+      observe.transitioned({ jobId, from: state, to: 'failed', cause: 'threw', items });
+    }
   }
   deps.telemetry?.jobFinished(items, trace, error);
   return outputOf(jobId, items, error);

@@ -48,20 +48,21 @@ function routeOf(item: JobItem, deps: JobDeps): Route {
 
 /** Publishes each item's result, retry or dead letter, and waits for the broker's confirms. */
 export async function publishItems(items: JobItem[], deps: JobDeps): Promise<void> {
-  await Promise.all(
-    items.map(async (item) => {
-      const route = routeOf(item, deps);
-      try {
-        await publishRoute(item, route, deps);
-      } catch (error) {
-        item.publishFailure = new PublishError(describeThrown(error), { cause: error });
-        // The job goes back to its queue: its next delivery must find it free to run, not
-        // claimed until the lease ends. (If the broker did take the result after all, the job
-        // is answered twice, with the same correlation id.)
-        await release(item, deps);
-      }
-    }),
-  );
+  // One delivery a job is the common case: no array of promises for it.
+  if (items.length === 1) await publishItem(items[0]!, deps);
+  else await Promise.all(items.map((item) => publishItem(item, deps)));
+}
+
+async function publishItem(item: JobItem, deps: JobDeps): Promise<void> {
+  try {
+    await publishRoute(item, routeOf(item, deps), deps);
+  } catch (error) {
+    item.publishFailure = new PublishError(describeThrown(error), { cause: error });
+    // The job goes back to its queue: its next delivery must find it free to run, not claimed
+    // until the lease ends. (If the broker did take the result after all, the job is answered
+    // twice, with the same correlation id.)
+    await release(item, deps);
+  }
 }
 
 /**

@@ -35,13 +35,22 @@ export class JobSignal {
    * ignores its signal cannot hold a job (and a concurrency slot) past its deadline or the drain.
    */
   race<T>(work: Promise<T>): Promise<T> {
-    work.catch(() => {});
-    if (this.#aborted) return Promise.reject(this.#reason);
+    if (this.#aborted) {
+      work.catch(() => {});
+      return Promise.reject(this.#reason);
+    }
     return new Promise<T>((resolve, reject) => {
       this.#onAbort = reject;
-      work.then(resolve, reject).finally(() => {
-        this.#onAbort = undefined;
-      });
+      work.then(
+        (value) => {
+          this.#onAbort = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#onAbort = undefined;
+          reject(error);
+        },
+      );
     });
   }
 }

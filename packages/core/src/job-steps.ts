@@ -146,11 +146,9 @@ export function toItems(deliveries: readonly Delivery[], receivedAt: number): Jo
   return deliveries.map((delivery) => ({ delivery, receivedAt }));
 }
 
-/** Items still on their way to the handler. */
-export function live(items: JobItem[]): JobItem[] {
-  return items.filter(
-    (item) => item.failure === undefined && !item.interrupted && !item.duplicate && !item.deferred,
-  );
+/** Whether an item is still on its way to the handler. */
+export function isLive(item: JobItem): boolean {
+  return item.failure === undefined && !item.interrupted && !item.duplicate && !item.deferred;
 }
 
 export function decodeItems(items: JobItem[], deps: JobDeps): void {
@@ -177,7 +175,8 @@ export function decodeItems(items: JobItem[], deps: JobDeps): void {
 }
 
 export function validateItems(items: JobItem[], deps: JobDeps): void {
-  for (const item of live(items)) {
+  for (const item of items) {
+    if (!isLive(item)) continue;
     const parsed = deps.handler.input.safeParse(item.body, { reportInput: true });
     if (parsed.success) item.input = parsed.data;
     else item.failure = new SchemaViolationError(describeIssues(parsed.error, { root: 'input' }));
@@ -190,13 +189,14 @@ export function validateItems(items: JobItem[], deps: JobDeps): void {
  */
 export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void> {
   const ready: Prepared[] = [];
-  for (const item of live(items)) {
+  for (const item of items) {
+    if (!isLive(item)) continue;
     const prepared = await prepare(item, deps);
     if (prepared !== undefined) ready.push(prepared);
   }
   const { handle, handleBatch } = deps.handler;
   if (handleBatch !== undefined && (ready.length > 1 || handle === undefined)) {
-    await runGuarded(ready, deps, (signal) => runBatch(ready, signal, deps));
+    await runGuarded(ready, deps, (signal) => runBatch(ready, signal, deps), 'batch');
   } else if (ready.length === 1) {
     // The common case, one delivery a job: no array of promises to wait for.
     await runSingle(ready[0]!, deps);
@@ -206,17 +206,19 @@ export async function handleItems(items: JobItem[], deps: JobDeps): Promise<void
 }
 
 function runSingle(one: Prepared, deps: JobDeps): Promise<void> {
-  return runGuarded([one], deps, async (signal) => [await runOne(one, signal, deps)]);
+  return runGuarded([one], deps, (signal) => runOne(one, signal, deps), 'one');
 }
 
 /**
  * Runs `call` for a group of items within the concurrency limit, with a signal that aborts at
- * shutdown and when the last of their deadlines passes, and records each item's outcome.
+ * shutdown and when the last of their deadlines passes, and records each item's outcome. `call`
+ * answers with one output per item (`batch`), or with the output of its only item (`one`).
  */
 async function runGuarded(
   group: Prepared[],
   deps: JobDeps,
-  call: (signal: JobSignal) => Promise<unknown[]>,
+  call: (signal: JobSignal) => Promise<unknown>,
+  answers: 'batch' | 'one',
 ): Promise<void> {
   if (group.length === 0) return;
   // The last of the deadlines (none if any item has none), and the first consumer timeout.
@@ -250,19 +252,24 @@ async function runGuarded(
       // (and its inference calls') nest under it.
       const running =
         handling === undefined ? call(signal) : runInContext(handling.context, () => call(signal));
-      const outputs = await signal.race(running).catch((error: unknown) => {
+      let output: unknown;
+      try {
+        output = await signal.race(running);
+      } catch (error) {
         // A worker fault stops the consumer's other jobs now, inside this slot: once it is
         // free, the next waiting job would start before the consumer has heard of the fault.
         if (error instanceof WarrenError && error.fate === 'crash') deps.onWorkerFault?.();
         throw error;
-      });
+      }
       const handleMs = performance.now() - started;
       for (const { item } of group) item.handleMs = handleMs;
-      return outputs;
+      return output;
     });
-    group.forEach(({ item }, index) => {
-      settleOutput(item, outputs[index]);
-    });
+    if (answers === 'one') settleOutput(group[0]!.item, outputs);
+    else {
+      const list = outputs as unknown[];
+      for (const [index, { item }] of group.entries()) settleOutput(item, list[index]);
+    }
   } catch (error) {
     for (const { item } of group) failItem(item, error, expired, deps);
     failed = { item: group[0]!.item, thrown: error };

@@ -9,7 +9,7 @@ import {
   toWarrenError,
 } from './errors.ts';
 import { reasonFor } from './failure-headers.ts';
-import { type JobDeps, type JobItem, live } from './job-steps.ts';
+import { isLive, type JobDeps, type JobItem } from './job-steps.ts';
 import { producerOf } from './relay.ts';
 import type { JobVerifier } from './signing.ts';
 
@@ -28,7 +28,7 @@ export function verifyItems(items: JobItem[], deps: JobDeps): Promise<void> | un
 
 function checkSignatures(items: JobItem[], verifier: JobVerifier): Promise<void> {
   return Promise.all(
-    live(items).map(async (item) => {
+    items.filter(isLive).map(async (item) => {
       try {
         const verdict = await verifier.verify(item.delivery);
         if (verdict.keyId !== undefined) item.keyId = verdict.keyId;
@@ -50,7 +50,8 @@ function checkSignatures(items: JobItem[], verifier: JobVerifier): Promise<void>
 }
 
 function admit(items: JobItem[], deps: JobDeps): Promise<void> | undefined {
-  for (const item of live(items)) {
+  for (const item of items) {
+    if (!isLive(item)) continue;
     const producer = producerOf(item.delivery.properties, deps.relay);
     const forbidden = forbiddenFor(item.envelope!, producer, deps.clearance);
     if (forbidden !== undefined) item.failure = forbidden;
