@@ -28,7 +28,8 @@ RabbitMQ: AMQP_URL, default amqp://guest:guest@127.0.0.1:5672.`;
 /** Counts per mode: the full run stays under about five minutes on two cores. */
 const SIZES = {
   full: {
-    overheadJobs: 10_000,
+    // Long enough that start-up (declaring, subscribing, JIT warm-up) is a small share.
+    overheadJobs: 30_000,
     overheadRounds: 2,
     sentences: undefined,
     inferenceRounds: 2,

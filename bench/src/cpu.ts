@@ -4,9 +4,21 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** CPU seconds used while something ran: by this process (all threads) and by the broker. */
 export interface CpuUse {
   processSeconds: number;
+  /**
+   * Of `processSeconds`, the main thread's (the event loop: Warren's runtime, tokenising,
+   * pooling); the rest is the model's threads. NaN where /proc/self/task is not readable.
+   */
+  mainThreadSeconds: number;
   /** RabbitMQ's Erlang VM on this machine; NaN when it is not found here. */
   brokerSeconds: number;
 }
+
+/** A {@link CpuUse} for a run that did not happen. */
+export const NO_CPU_USE: CpuUse = {
+  processSeconds: Number.NaN,
+  mainThreadSeconds: Number.NaN,
+  brokerSeconds: Number.NaN,
+};
 
 /** Clock ticks per second of /proc's CPU times. */
 const TICKS = clockTicks();
@@ -17,13 +29,17 @@ const TICKS = clockTicks();
  */
 export function startCpuMeter(): () => CpuUse {
   const broker = brokerPid();
+  // The main thread's id is the process id.
+  const mainThread = `self/task/${process.pid}`;
   const processBefore = process.cpuUsage();
-  const brokerBefore = broker === undefined ? Number.NaN : ticksOf(broker);
+  const mainBefore = ticksOf(mainThread);
+  const brokerBefore = broker === undefined ? Number.NaN : ticksOf(String(broker));
   return () => {
     const used = process.cpuUsage(processBefore);
-    const brokerAfter = broker === undefined ? Number.NaN : ticksOf(broker);
+    const brokerAfter = broker === undefined ? Number.NaN : ticksOf(String(broker));
     return {
       processSeconds: (used.user + used.system) / 1e6,
+      mainThreadSeconds: (ticksOf(mainThread) - mainBefore) / TICKS,
       brokerSeconds: (brokerAfter - brokerBefore) / TICKS,
     };
   };
@@ -44,10 +60,13 @@ function brokerPid(): number | undefined {
   return found.length === 1 ? found[0] : undefined;
 }
 
-/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-function ticksOf(pid: number): number {
+/**
+ * utime + stime of a process or thread, in clock ticks (fields 14 and 15 of /proc/<path>/stat,
+ * `path` a pid or `self/task/<tid>`).
+ */
+function ticksOf(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf-8');
+    const stat = readFileSync(`/proc/${path}/stat`, 'utf-8');
     // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[11]) + Number(fields[12]);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LocalInference } from '@warren/inference';
 import type { BenchBroker } from './broker.ts';
-import { type CpuUse, startCpuMeter } from './cpu.ts';
+import { type CpuUse, NO_CPU_USE, startCpuMeter } from './cpu.ts';
 import { type BatchSetting, drainWithWarren, workerTakesBatch } from './warren-run.ts';
 
 const MODEL_TYPE = 'bench-embed';
@@ -150,8 +150,7 @@ const NO_RUN: EmbedRun = {
   sentencesPerSecond: 0,
   loopDelayP99Ms: 0,
   loopDelayMaxMs: 0,
-  processSeconds: Number.NaN,
-  brokerSeconds: Number.NaN,
+  ...NO_CPU_USE,
 };
 
 function batchOf(options: InferenceOptions, maxSize: number): BatchSetting {
@@ -171,7 +170,7 @@ async function timed(loop: RunMonitor, work: () => Promise<number>): Promise<num
 export class RunMonitor {
   readonly #histogram = monitorEventLoopDelay({ resolution: 10 });
   #cpu: (() => CpuUse) | undefined;
-  #used: CpuUse = { processSeconds: Number.NaN, brokerSeconds: Number.NaN };
+  #used: CpuUse = NO_CPU_USE;
 
   start(): void {
     if (this.#cpu !== undefined) return;

@@ -57,9 +57,6 @@ function profileEvidence(report: BenchReport): string {
     .slice(0, 3)
     .map((f) => `\`${f.name}\` ${formatPercent(f.share)}`)
     .join(', ');
-  const xstateChildren = p.topFunctions
-    .filter((f) => /^(resolveSpawn|resolveStop) \(xstate/.test(f.name))
-    .reduce((sum, f) => sum + f.share, 0);
   const wallMs = (p.jobs / p.jobsPerSecond) * 1000;
   const busyShare = p.busyMs / wallMs;
   const parts = [
@@ -71,18 +68,6 @@ function profileEvidence(report: BenchReport): string {
     `In the CPU profile of the drain (below), ${top ? `${top.name} takes ${formatPercent(top.share)} of the busy time` : 'nothing stands out'}; ` +
       `the functions with most self time are ${functions}.`,
   ];
-  if (xstateChildren > 0.25) {
-    parts.push(
-      `xstate's spawn and stop of child actors alone take ${formatPercent(xstateChildren)}. ` +
-        'Each job is an actor spawned as a child of the consumer actor, and xstate copies the ' +
-        "parent's `children` object on every spawn and stop. xstate 5 keeps a spawned child " +
-        'that has reached its final state in that object until something stops it, so unless ' +
-        'the consumer stops each job actor when it finishes, the object, and the cost of every ' +
-        'copy, grows by one per job. (A stand-alone xstate 5.33 script spawning 50 children at a ' +
-        'time: 8,000 jobs took 13 s without stopping finished children and 0.7 s with ' +
-        '`stopChild` on their done event.)',
-    );
-  }
   return parts.join(' ');
 }
 
@@ -96,19 +81,27 @@ function batchedLimit(report: BenchReport): string {
     `**2 a/b, batched inference:** Warren embedded ${formatNumber(a.sentencesPerSecond)} ` +
       `sentences/s, the direct calls ${formatNumber(b.sentencesPerSecond)} ` +
       `(${formatNumber(a.sentencesPerSecond / b.sentencesPerSecond, 2)}×): ` +
-      `${formatNumber(gapMs, 2)} ms more per sentence. Here a job actor carries a whole batch, so ` +
-      "the runtime's cost per actor (measurement 1) is paid once per batch, not per sentence.",
+      `${formatNumber(gapMs, 2)} ms more per sentence.`,
   ];
   if (Number.isFinite(a.brokerSeconds) && Number.isFinite(b.brokerSeconds)) {
     const processMs = perSentence(a.processSeconds - b.processSeconds);
+    const mainMs = perSentence(a.mainThreadSeconds - b.mainThreadSeconds);
     const brokerMs = perSentence(a.brokerSeconds - b.brokerSeconds);
     parts.push(
-      `What the CPU times show instead: per sentence, Warren's process used ` +
-        `${formatNumber(processMs, 2)} ms more CPU than the direct calls (decoding and ` +
-        `validating jobs, serialising each result as a ${formatNumber(i.resultBytes)}-byte JSON ` +
-        `vector, publishing it with a confirm), and RabbitMQ ${formatNumber(brokerMs, 2)} ms ` +
-        'more (taking, persisting and routing jobs and results).',
+      `What the CPU times show: per sentence, Warren's process used ` +
+        `${formatNumber(processMs, 2)} ms more CPU than the direct calls, RabbitMQ ` +
+        `${formatNumber(brokerMs, 2)} ms more (taking, persisting and routing jobs and results).`,
     );
+    if (Number.isFinite(mainMs)) {
+      parts.push(
+        `Of the process's share, ${formatNumber(mainMs, 2)} ms is its main thread: the queue ` +
+          `work itself (decoding and validating jobs, serialising each result as a ` +
+          `${formatNumber(i.resultBytes)}-byte JSON vector, publishing it with a confirm, ` +
+          `acking); the other ${formatNumber(processMs - mainMs, 2)} ms is the model's threads ` +
+          'doing the same inference as in (b) with more CPU, while the event loop and the broker ' +
+          'compete with them for the cores.',
+      );
+    }
     const wallSeconds = i.sentences / a.sentencesPerSecond;
     const busyCores = (a.processSeconds + a.brokerSeconds) / wallSeconds;
     const cores = report.machine.cores;
@@ -191,10 +184,11 @@ function memoryLimit(report: BenchReport): string {
   const tuned = m.warrenTuned;
   parts.push(
     `Started with \`node ${m.flags.join(' ')}\`, the worker peaked at ` +
-      `${formatNumber(tuned.peakRssMiB)} MiB, but drained ${formatNumber(tuned.drained)} jobs in ` +
-      `the same ${m.seconds} s against ${formatNumber(m.warren.drained)}: V8 collecting sooner ` +
-      'costs CPU the runtime needs, so the flag trades speed for memory. With a model, inference ' +
-      'takes most of the time per job and the runtime little.',
+      `${formatNumber(tuned.peakRssMiB)} MiB and drained ${formatNumber(tuned.drained)} jobs in ` +
+      `the same ${m.seconds} s (${formatNumber(m.warren.drained)} with the defaults): V8 sizes ` +
+      "its heap's first collections from the heap limit, which by default follows the " +
+      "machine's memory, so on a large machine it lets garbage pile up before it collects. A " +
+      'container that limits memory should set the limit (docs/operating.md).',
   );
   return parts.join(' ');
 }
@@ -206,12 +200,10 @@ function loopDelayLimit(report: BenchReport): string {
     `**5, event-loop delay:** p99 ${formatNumber(i.warrenBatched.loopDelayP99Ms)} ms while ` +
     'Warren ran batches, and ' +
     `${formatNumber(i.direct.loopDelayP99Ms)} ms when the model is called directly with nothing ` +
-    'else in the process, so the delay comes from the model call. onnxruntime-node runs a ' +
-    "session on the main thread (its backend's `run` is a synchronous call inside " +
-    '`setImmediate`), so the loop stands still for a whole batch: on average ' +
-    `${formatNumber(batchMs)} ms for ${i.batchSize} sentences at the direct rate, longer for a ` +
-    "batch of long sentences (a batch is padded to its longest) and when RabbitMQ and Warren's " +
-    'own work compete for the cores. Smaller batches (or `maxTokens`) ' +
-    'shorten the stall; running the model in a worker thread would remove it.'
+    'else in the process. The model runs in a worker thread, but tokenising a batch and pooling ' +
+    'its output stay on the main thread, and with two cores the model threads, the event loop ' +
+    `and the broker share them: a batch of ${i.batchSize} takes about ${formatNumber(batchMs)} ` +
+    'ms at the direct rate, longer for long sentences (a batch is padded to its longest). ' +
+    'Smaller batches (or `maxTokens`) shorten the stalls.'
   );
 }

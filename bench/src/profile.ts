@@ -9,6 +9,8 @@ export interface ProfileSummary {
   jobs: number;
   jobsPerSecond: number;
   busyMs: number;
+  /** The inspector's own work (`dispatch`: building the profile as it stops), left out. */
+  profilerMs: number;
   byPackage: Share[];
   topFunctions: Share[];
 }
@@ -66,10 +68,16 @@ export function summarise(profile: CpuProfile): Omit<ProfileSummary, 'jobs' | 'j
   const byPackage = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let busy = 0;
+  let profiler = 0;
   for (const [index, id] of profile.samples.entries()) {
     const { functionName, url, lineNumber } = nodes.get(id)!.callFrame;
     if (functionName === '(idle)') continue;
     const ms = (profile.timeDeltas[index] ?? 0) / 1000;
+    // Stopping the profiler (building the profile, on this thread) is sampled too.
+    if (functionName === 'dispatch' && url === '') {
+      profiler += ms;
+      continue;
+    }
     busy += ms;
     const where = packageOf(url, functionName);
     byPackage.set(where, (byPackage.get(where) ?? 0) + ms);
@@ -81,7 +89,12 @@ export function summarise(profile: CpuProfile): Omit<ProfileSummary, 'jobs' | 'j
       .sort((a, b) => b[1] - a[1])
       .slice(0, count)
       .map(([name, ms]) => ({ name, ms, share: busy > 0 ? ms / busy : 0 }));
-  return { busyMs: busy, byPackage: shares(byPackage, 8), topFunctions: shares(byFunction, 8) };
+  return {
+    busyMs: busy,
+    profilerMs: profiler,
+    byPackage: shares(byPackage, 8),
+    topFunctions: shares(byFunction, 8),
+  };
 }
 
 function packageOf(url: string, functionName: string): string {

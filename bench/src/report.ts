@@ -146,10 +146,11 @@ function measured(report: BenchReport): string {
           `Order per round: b, a, c; ${inference.rounds} round(s); best of each.`,
         '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
-          "threads) and /proc/<pid>/stat of RabbitMQ's `beam.smp` on this machine:",
+          'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
+          "the model's threads) and /proc/<pid>/stat of RabbitMQ's `beam.smp` on this machine:",
         '',
-        '| run | sentences/s | this process | RabbitMQ | CPU ms per sentence |',
-        '|---|---:|---:|---:|---:|',
+        '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence |',
+        '|---|---:|---:|---:|---:|---:|',
         ...(
           [
             ['(a) Warren, batched', inference.warrenBatched],
@@ -159,7 +160,8 @@ function measured(report: BenchReport): string {
         ).map(
           ([name, run]) =>
             `| ${name} | ${formatNumber(run.sentencesPerSecond)} | ` +
-            `${formatNumber(run.processSeconds, 2)} s | ${formatNumber(run.brokerSeconds, 2)} s | ` +
+            `${formatNumber(run.processSeconds, 2)} s | ${formatNumber(run.mainThreadSeconds, 2)} s | ` +
+            `${formatNumber(run.brokerSeconds, 2)} s | ` +
             `${formatNumber(cpuPerSentenceMs(run, inference.sentences), 2)} |`,
         ),
         '',
@@ -211,7 +213,7 @@ function measured(report: BenchReport): string {
           `small jobs and drains it for ${memory.seconds} s while its VmRSS and VmHWM (peak) are ` +
           'read from /proc every 100 ms; then it gets SIGTERM. The queue is topped up to the same ' +
           `backlog and the same is done with the worker started as \`node ${memory.flags.join(' ')}\` ` +
-          '(docs/operating.md: it trades speed for memory; compare the jobs each drained), then ' +
+          '(docs/operating.md: a heap limit, as a container should set; compare the jobs each drained), then ' +
           'with a plain amqplib consumer process (prefetch the same, ack only). The model is ' +
           'measured alone: a process imports `@warren/inference`, reads its RSS, loads ' +
           'use-lite-en and embeds 32 sentences, and reads its peak.',
@@ -296,7 +298,8 @@ function profile(report: BenchReport): string {
     `The inspector's CPU profiler, in this process, while Warren drained ${formatNumber(p.jobs)} ` +
       `no-op jobs (${formatNumber(p.jobsPerSecond)} jobs/s, slower than unprofiled) and then ` +
       'stopped. ' +
-      `Busy time ${formatNumber(p.busyMs)} ms (idle left out).`,
+      `Busy time ${formatNumber(p.busyMs)} ms (idle left out, and so is the profiler's own ` +
+      `work as it stops, \`dispatch\`: ${formatNumber(p.profilerMs)} ms).`,
     '',
     'By package:',
     '',

@@ -47,6 +47,7 @@ const REPORT: BenchReport = {
       loopDelayP99Ms: 60,
       loopDelayMaxMs: 80,
       processSeconds: 4,
+      mainThreadSeconds: 1,
       brokerSeconds: 1.5,
     },
     direct: {
@@ -54,6 +55,7 @@ const REPORT: BenchReport = {
       loopDelayP99Ms: 55,
       loopDelayMaxMs: 57,
       processSeconds: 4,
+      mainThreadSeconds: 0.4,
       brokerSeconds: 0.1,
     },
     warrenUnbatched: {
@@ -61,6 +63,7 @@ const REPORT: BenchReport = {
       loopDelayP99Ms: 20,
       loopDelayMaxMs: 30,
       processSeconds: 9,
+      mainThreadSeconds: 3,
       brokerSeconds: 2,
     },
     modelLoadSeconds: 0.2,
@@ -78,7 +81,7 @@ const REPORT: BenchReport = {
     seconds: 10,
     warren: { peakRssMiB: 400, startRssMiB: 300, endRssMiB: 390, drained: 5_000 },
     warrenTuned: { peakRssMiB: 150, startRssMiB: 110, endRssMiB: 140, drained: 3_000 },
-    flags: ['--optimize-for-size'],
+    flags: ['--max-old-space-size=512'],
     plain: { peakRssMiB: 90, startRssMiB: 86, endRssMiB: 88, drained: 100_000 },
     model: { beforeMiB: 255, peakMiB: 330, costMiB: 75 },
     heap: { jobs: 10_000, bytesPerJob: { memoryDedupe: 500, noDedupe: 350 } },
@@ -87,6 +90,7 @@ const REPORT: BenchReport = {
     jobs: 10_000,
     jobsPerSecond: 800,
     busyMs: 12_000,
+    profilerMs: 500,
     byPackage: [{ name: 'xstate', ms: 9_000, share: 0.75 }],
     topFunctions: [
       { name: 'resolveSpawn (xstate:1225)', ms: 4_000, share: 0.33 },
