@@ -6,7 +6,8 @@ export interface CpuUse {
   processSeconds: number;
   /**
    * Of `processSeconds`, the main thread's (the event loop: Warren's runtime, tokenising,
-   * pooling); the rest is the model's threads. NaN where /proc/self/task is not readable.
+   * pooling); the rest is the other threads: the model's, and V8's and libuv's helpers (garbage
+   * collection, the thread pool). NaN where /proc/self/task is not readable.
    */
   mainThreadSeconds: number;
   /** RabbitMQ's Erlang VM on this machine; NaN when it is not found here. */

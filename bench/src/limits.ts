@@ -97,9 +97,9 @@ function batchedLimit(report: BenchReport): string {
         `Of the process's share, ${formatNumber(mainMs, 2)} ms is its main thread: the queue ` +
           `work itself (decoding and validating jobs, serialising each result as a ` +
           `${formatNumber(i.resultBytes)}-byte JSON vector, publishing it with a confirm, ` +
-          `acking); the other ${formatNumber(processMs - mainMs, 2)} ms is the model's threads ` +
-          'doing the same inference as in (b) with more CPU, while the event loop and the broker ' +
-          'compete with them for the cores.',
+          `acking); the other ${formatNumber(processMs - mainMs, 2)} ms is the other threads: ` +
+          "mostly the model's, doing the same inference as in (b) with more CPU while the event " +
+          "loop and the broker compete with them for the cores, and V8's garbage collection.",
       );
     }
     const wallSeconds = i.sentences / a.sentencesPerSecond;

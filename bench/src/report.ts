@@ -147,7 +147,8 @@ function measured(report: BenchReport): string {
         '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
           'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
-          "the model's threads) and /proc/<pid>/stat of RabbitMQ's `beam.smp` on this machine:",
+          "the model's threads, and V8's and libuv's helper threads) and /proc/<pid>/stat of " +
+          "RabbitMQ's `beam.smp` on this machine:",
         '',
         '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence |',
         '|---|---:|---:|---:|---:|---:|',

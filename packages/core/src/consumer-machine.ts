@@ -113,6 +113,13 @@ interface ConsumerContext {
   error?: unknown;
 }
 
+/**
+ * `setImmediate` as it was when this module loaded: gathering finished jobs waits for a turn of
+ * the event loop, not for time, so fake timers a test installs (`vi.useFakeTimers()`) must not
+ * hold the reports back. Time, for the consumer, is its `Clock`.
+ */
+const REAL_SET_IMMEDIATE = globalThis.setImmediate;
+
 /** Runs a job; its output goes back to the consumer with others that finish alongside it. */
 function startJob(jobId: string, deliveries: readonly Delivery[], context: ConsumerContext): void {
   runJob(jobId, deliveries, context.env.jobDeps, context.env.observeJob).then(
@@ -317,7 +324,7 @@ export const consumerMachine = setup({
           if (self.getSnapshot().status === 'active')
             self.send({ type: 'warren.jobs.finished', outputs });
         },
-        setImmediate,
+        REAL_SET_IMMEDIATE,
         // A fault stops the consumer now, before the broker hands its deliveries to it again.
         (output) => output.fault !== undefined,
       ),

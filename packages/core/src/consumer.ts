@@ -174,10 +174,9 @@ export class Consumer {
         shutdown,
         draining,
         limiter,
-        observeJob: {
+        observeJob: Object.assign((transition: JobTransition) => this.#observeJob(transition), {
           watching: () => this.#watched(),
-          transitioned: (transition) => this.#observeJob(transition),
-        },
+        }),
         jobDeps: {
           handler: options.handler,
           handlerOptions: options.handlerOptions,

@@ -46,11 +46,14 @@ export interface JobTransition {
   items: readonly JobItem[];
 }
 
-/** Told of every job's state changes while {@link JobObserver.watching} holds. */
-export interface JobObserver {
-  /** Whether anyone listens now: while nobody does, no transition is even built. */
-  watching(): boolean;
-  transitioned(transition: JobTransition): void;
+/**
+ * Told of every job's state changes. With a `watching` function, only while it returns true:
+ * otherwise no transition is even built (the consumer's observer, while nobody listens).
+ */
+export type JobObserver = ((transition: JobTransition) => void) & { watching?: () => boolean };
+
+function watched(observe: JobObserver | undefined): observe is JobObserver {
+  return observe !== undefined && (observe.watching?.() ?? true);
 }
 
 const STEPS = [
@@ -95,21 +98,18 @@ async function runSteps(
   let error: unknown;
   try {
     for (const step of STEPS) {
-      if (observe?.watching())
-        observe.transitioned({ jobId, from: state, to: step.state, cause, items });
+      if (watched(observe)) observe({ jobId, from: state, to: step.state, cause, items });
       state = step.state;
       // Decoding, validating, settling (and verifying without a verifier) return no promise.
       const pending = step.run(items, deps);
       if (pending !== undefined) await pending;
       cause = step.done;
     }
-    if (observe?.watching()) observe.transitioned({ jobId, from: state, to: 'done', cause, items });
+    if (watched(observe)) observe({ jobId, from: state, to: 'done', cause, items });
   } catch (thrown) {
     // A bug or a broken transport, never a bad message: the consumer stops.
     error = thrown;
-    if (observe?.watching()) {
-      observe.transitioned({ jobId, from: state, to: 'failed', cause: 'threw', items });
-    }
+    if (watched(observe)) observe({ jobId, from: state, to: 'failed', cause: 'threw', items });
   }
   deps.telemetry?.jobFinished(items, trace, error);
   return outputOf(jobId, items, error);

@@ -250,11 +250,15 @@ async function runGuarded(
       handling = deps.telemetry?.handlerStarted(group[0]!.item, group.length);
       // Inside the handler span's context, the handler sees the job's baggage and its own spans
       // (and its inference calls') nest under it.
-      const running =
-        handling === undefined ? call(signal) : runInContext(handling.context, () => call(signal));
       let output: unknown;
       try {
-        output = await signal.race(running);
+        // Plugins are plain JavaScript: a handler may throw before returning a promise, or
+        // return a plain value; both are taken as an async function's would be.
+        const running =
+          handling === undefined
+            ? call(signal)
+            : runInContext(handling.context, () => call(signal));
+        output = await signal.race(Promise.resolve(running));
       } catch (error) {
         // A worker fault stops the consumer's other jobs now, inside this slot: once it is
         // free, the next waiting job would start before the consumer has heard of the fault.
@@ -343,7 +347,7 @@ function runOne({ item }: Prepared, signal: JobSignal, deps: JobDeps): Promise<u
   const batchContext = Object.defineProperty({ ...context, jobs: [envelope] }, 'logger', {
     get: () => context.logger,
   });
-  return handleBatch!([item.input], batchContext).then(([output]) => output);
+  return Promise.resolve(handleBatch!([item.input], batchContext)).then(([output]) => output);
 }
 
 async function runBatch(group: Prepared[], signal: JobSignal, deps: JobDeps): Promise<unknown[]> {

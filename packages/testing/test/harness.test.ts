@@ -1,6 +1,6 @@
 import { setTimeout as realSleep } from 'node:timers/promises';
-import { defineHandler, HEADERS, type InferenceClient } from '@warren/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { defineHandler, HEADERS, type InferenceClient, ModelLoadError } from '@warren/core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   createHarness,
@@ -282,6 +282,73 @@ describe('the plugin test harness', () => {
     expect(harness.results).toHaveLength(1);
     expect(calls).toEqual([1]);
     expect(harness.counts.duplicates).toBe(1);
+  });
+
+  it('counts a finished job and stops although the test installed fake timers first', async () => {
+    vi.useFakeTimers();
+    try {
+      const harness = await start({ handler: flakyHandler(0) });
+      const messageId = await harness.publish({ text: 'hello' });
+
+      expect(await harness.result(messageId)).toEqual({ attempt: 1 });
+      await harness.advance(0);
+      expect(harness.counts).toMatchObject({ received: 1, succeeded: 1 });
+      await harness.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('takes a handler that returns a plain value, or throws before returning, as an async one', async () => {
+    const plain = defineHandler({
+      name: 'plain',
+      modelType: 'lab',
+      input,
+      // Plugins are JavaScript: nothing stops one from answering without a promise.
+      handle: (({ text }: { text: string }) => ({ text })) as never,
+    });
+    const harness = await start({ handler: plain });
+    expect(await harness.result(await harness.publish({ text: 'plain' }))).toEqual({
+      text: 'plain',
+    });
+
+    const throwing = defineHandler({
+      name: 'throwing',
+      modelType: 'lab',
+      input,
+      handle: (() => {
+        throw new Error('thrown at once');
+      }) as never,
+      retry: { maxAttempts: 1 },
+    });
+    const second = await start({ handler: throwing });
+    await expect(second.result(await second.publish({ text: 'x' }))).rejects.toThrow(
+      'thrown at once',
+    );
+  });
+
+  it('stops taking jobs after a handler throws a worker fault synchronously', async () => {
+    let calls = 0;
+    const crashing = defineHandler({
+      name: 'crashing',
+      modelType: 'lab',
+      input,
+      handle: (() => {
+        calls += 1;
+        // The first call is slow, so that the other jobs wait for its slot.
+        if (calls === 1) return realSleep(50).then(() => ({ ok: true }));
+        throw new ModelLoadError('the model folder went away');
+      }) as never,
+    });
+    const harness = await start({ handler: crashing, prefetch: 5 });
+    const first = await harness.publish({ text: 'a' });
+    for (const text of ['b', 'c', 'd']) await harness.publish({ text });
+
+    expect(await harness.result(first)).toEqual({ ok: true });
+    await harness.advance(0);
+    // The second call's fault stops the consumer before any other job starts in its slot.
+    expect(calls).toBe(2);
+    expect(harness.counts.requeued).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses to wait for a job it never published, and any call after stop()', async () => {
