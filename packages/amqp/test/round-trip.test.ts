@@ -1,4 +1,4 @@
-import type { Delivery, MessageProperties } from '@warren/core';
+import { type Delivery, JobPublisher, type MessageProperties, UnroutableError } from '@warren/core';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BrokerFixture, RecordingLogger, waitFor } from './support.ts';
 
@@ -107,5 +107,26 @@ describe('publish and consume', () => {
     expect(received).not.toHaveProperty('x-death');
     const note = logger.entries.find((e) => e.message === 'headers without a Warren form left out');
     expect(note?.fields).toMatchObject({ queue: topology.deadLetterQueue, headers: ['x-death'] });
+  });
+
+  it('refuses a job no queue is bound for, unless the publisher lets it go unseen', async () => {
+    const transport = await broker.transport();
+    const topology = broker.topology('feature-extraction');
+    await transport.declare(topology);
+    const prefix = topology.queue.slice(0, topology.queue.indexOf('.jobs.'));
+    const publisher = new JobPublisher(transport, { prefix });
+    const job = { tenant: 'acme', input: { text: 'hello' } };
+
+    await expect(
+      publisher.publish({ ...job, modelType: 'feature-extraction' }),
+    ).resolves.toMatchObject({
+      routingKey: 'feature-extraction.public',
+    });
+    const misspelt = publisher.publish({ ...job, modelType: 'feature-extractoin' });
+    await expect(misspelt).rejects.toBeInstanceOf(UnroutableError);
+    await expect(misspelt).rejects.toThrow('no queue is bound');
+    const quiet = new JobPublisher(transport, { prefix }, { mandatory: false });
+    await expect(quiet.publish({ ...job, modelType: 'feature-extractoin' })).resolves.toBeDefined();
+    expect((await broker.admin.checkQueue(topology.queue)).messageCount).toBe(1);
   });
 });

@@ -30,6 +30,13 @@ export interface JobPublisherOptions {
   userId?: string;
   /** Told each job published (confirmed by the broker), for the audit log. */
   audit?: AuditSink;
+  /**
+   * Whether a job no queue is bound for is refused (default true): `publish` rejects with an
+   * `UnroutableError` instead of the broker dropping the job unseen, as it would for a misspelt
+   * model type, a scope no worker serves, or a job published before any worker declared its
+   * queue. False lets such jobs go (and be lost) quietly.
+   */
+  mandatory?: boolean;
 }
 
 /**
@@ -46,6 +53,7 @@ export class JobPublisher {
   readonly #encryptor: JobEncryptor | undefined;
   readonly #userId: string | undefined;
   readonly #audit: AuditSink | undefined;
+  readonly #mandatory: boolean;
 
   constructor(
     transport: Transport,
@@ -58,6 +66,7 @@ export class JobPublisher {
     this.#encryptor = options.encryptor;
     this.#userId = options.userId;
     this.#audit = options.audit;
+    this.#mandatory = options.mandatory ?? true;
   }
 
   /**
@@ -87,7 +96,7 @@ export class JobPublisher {
       { exchange: jobsExchange, routingKey },
       body,
       properties,
-      undefined,
+      { mandatory: this.#mandatory },
       activeTracer() === undefined ? undefined : { parent: parentOf(spec) },
     );
     if (this.#audit !== undefined) {
