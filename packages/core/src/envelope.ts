@@ -219,11 +219,13 @@ function checkContentType(contentType: string): void {
       `expected content type ${JSON_CONTENT_TYPE}, found ${found}`,
     );
   }
-  const charset = parameters.find((p) => p.startsWith('charset='));
-  if (charset !== undefined && charset !== 'charset=utf-8') {
+  const parameter = parameters.find((p) => p.startsWith('charset='));
+  // A parameter's value may be quoted (RFC 9110): charset="utf-8" is charset=utf-8.
+  const charset = parameter?.slice('charset='.length).replace(/^"(.*)"$/, '$1');
+  if (charset !== undefined && charset !== 'utf-8') {
     throw new MalformedMessageError(
       'unsupported-content-type',
-      `expected charset utf-8, found ${charset.slice('charset='.length)}`,
+      `expected charset utf-8, found ${charset}`,
     );
   }
 }

@@ -141,8 +141,14 @@ describe('decoding a JSON body', () => {
     expect(malformedReason(() => decodeJsonBody(body, contentType))).toBe(reason);
   });
 
-  it('accepts JSON with an explicit UTF-8 charset', () => {
+  it('accepts JSON with an explicit UTF-8 charset, in any case, quoted or not', () => {
     expect(decodeJsonBody(Buffer.from('[1,2]'), 'application/json; charset=UTF-8')).toEqual([1, 2]);
+    expect(decodeJsonBody(Buffer.from('[3]'), 'Application/JSON;charset="utf-8"')).toEqual([3]);
+    expect(
+      malformedReason(() =>
+        decodeJsonBody(Buffer.from('{}'), 'application/json; charset="latin1"'),
+      ),
+    ).toBe('unsupported-content-type');
   });
 });
 
