@@ -30,7 +30,7 @@ const SIZES = {
   full: {
     // Long enough that start-up (declaring, subscribing, JIT warm-up) is a small share.
     overheadJobs: 30_000,
-    overheadRounds: 2,
+    overheadRounds: 3,
     sentences: undefined,
     inferenceRounds: 2,
     latencySeconds: 10,

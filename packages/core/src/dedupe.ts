@@ -115,6 +115,7 @@ export class MemoryDedupeStore implements DedupeStore {
     // Deleting first moves the id to the end of the map's order, which is its write order.
     this.#entries.delete(messageId);
     this.#entries.set(messageId, { state, expiresAt: this.#clock.now() + durationMs });
+    if (this.#entries.size <= this.#maxEntries) return;
     for (const oldest of this.#entries.keys()) {
       if (this.#entries.size <= this.#maxEntries) break;
       this.#entries.delete(oldest);
