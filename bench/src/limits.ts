@@ -167,7 +167,7 @@ function memoryLimit(report: BenchReport): string {
         `per job (${formatNumber(m.heap.bytesPerJob.memoryDedupe)} bytes) accounts for only ` +
         `${formatNumber(retainedMiB)} MiB of that: the rest is garbage V8 had not yet collected ` +
         'or returned to the system while jobs went through fast. Prefetch bounds what it ' +
-        'holds; the allocation rate per job sets the peak.',
+        'holds; when V8 runs its full collections sets the peak.',
     );
   } else {
     parts.push(
