@@ -1,4 +1,9 @@
-import { type Delivery, JobPublisher, type MessageProperties, UnroutableError } from '@warren/core';
+import {
+  type Delivery,
+  JobPublisher,
+  JobUnroutableError,
+  type MessageProperties,
+} from '@warren/core';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BrokerFixture, RecordingLogger, waitFor } from './support.ts';
 
@@ -123,8 +128,11 @@ describe('publish and consume', () => {
       routingKey: 'feature-extraction.public',
     });
     const misspelt = publisher.publish({ ...job, modelType: 'feature-extractoin' });
-    await expect(misspelt).rejects.toBeInstanceOf(UnroutableError);
-    await expect(misspelt).rejects.toThrow('no queue is bound');
+    await expect(misspelt).rejects.toBeInstanceOf(JobUnroutableError);
+    await expect(misspelt).rejects.toMatchObject({ code: 'WARREN_JOB_UNROUTABLE' });
+    await expect(misspelt).rejects.toThrow(
+      'no queue is bound for routing key feature-extractoin.public',
+    );
     const quiet = new JobPublisher(transport, { prefix }, { mandatory: false });
     await expect(quiet.publish({ ...job, modelType: 'feature-extractoin' })).resolves.toBeDefined();
     expect((await broker.admin.checkQueue(topology.queue)).messageCount).toBe(1);

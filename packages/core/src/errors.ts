@@ -34,6 +34,7 @@ export const ERROR_CODES = [
   'WARREN_PUBLISH_FAILED',
   'WARREN_PUBLISH_BUFFER_FULL',
   'WARREN_RESULT_UNROUTABLE',
+  'WARREN_JOB_UNROUTABLE',
   'WARREN_BROKER_UNREACHABLE',
   'WARREN_CONFIG_INVALID',
   'WARREN_PLUGIN_INVALID',
@@ -238,6 +239,16 @@ export class PublishBufferFullError extends WarrenError {
  */
 export class UnroutableError extends WarrenError {
   readonly code = 'WARREN_RESULT_UNROUTABLE';
+  readonly fate = 'dead-letter';
+}
+
+/**
+ * Producer side: no queue is bound for the job's routing key (a misspelt model type, a scope no
+ * worker serves, or no worker has declared the queue yet). The broker returned it; nothing is
+ * queued, and the caller decides whether to publish again.
+ */
+export class JobUnroutableError extends WarrenError {
+  readonly code = 'WARREN_JOB_UNROUTABLE';
   readonly fate = 'dead-letter';
 }
 

@@ -62,6 +62,7 @@ export {
   InputTooLongError,
   InvalidResultError,
   JobRejectedError,
+  JobUnroutableError,
   MalformedMessageError,
   ModelLoadError,
   PluginError,

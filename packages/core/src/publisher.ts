@@ -2,6 +2,7 @@ import { type Context, context } from '@opentelemetry/api';
 import { type AuditSink, audit, identityOf } from './audit.ts';
 import type { JobEncryptor } from './encryption.ts';
 import { DEFAULT_SCOPE, encodeJob, HEADERS, type JobSpec } from './envelope.ts';
+import { JobUnroutableError, UnroutableError } from './errors.ts';
 import type { JobSigner } from './signing.ts';
 import { jobRoutingKey, type TopologyOptions, topologyFor } from './topology.ts';
 import { activeTracer, extractContext, telemetryFailed } from './trace-propagation.ts';
@@ -31,8 +32,8 @@ export interface JobPublisherOptions {
   /** Told each job published (confirmed by the broker), for the audit log. */
   audit?: AuditSink;
   /**
-   * Whether a job no queue is bound for is refused (default true): `publish` rejects with an
-   * `UnroutableError` instead of the broker dropping the job unseen, as it would for a misspelt
+   * Whether a job no queue is bound for is refused (default true): `publish` rejects with a
+   * `JobUnroutableError` instead of the broker dropping the job unseen, as it would for a misspelt
    * model type, a scope no worker serves, or a job published before any worker declared its
    * queue. False lets such jobs go (and be lost) quietly.
    */
@@ -91,14 +92,24 @@ export class JobPublisher {
     }
     const routingKey = jobRoutingKey(spec.modelType, spec.scope ?? DEFAULT_SCOPE);
     const { jobsExchange } = topologyFor(spec.modelType, this.#topology);
-    await publishTraced(
-      this.#transport,
-      { exchange: jobsExchange, routingKey },
-      body,
-      properties,
-      { mandatory: this.#mandatory },
-      activeTracer() === undefined ? undefined : { parent: parentOf(spec) },
-    );
+    try {
+      await publishTraced(
+        this.#transport,
+        { exchange: jobsExchange, routingKey },
+        body,
+        properties,
+        { mandatory: this.#mandatory },
+        activeTracer() === undefined ? undefined : { parent: parentOf(spec) },
+      );
+    } catch (error) {
+      if (!(error instanceof UnroutableError)) throw error;
+      throw new JobUnroutableError(
+        `job ${properties.messageId} refused: no queue is bound for routing key ${routingKey} on ` +
+          `exchange ${jobsExchange}; is a worker for model type ${spec.modelType} and scope ` +
+          `${spec.scope ?? DEFAULT_SCOPE} running (it declares the queue)?`,
+        { cause: error },
+      );
+    }
     if (this.#audit !== undefined) {
       const identity = identityOf({ user: this.#userId });
       audit(

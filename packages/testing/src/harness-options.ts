@@ -41,7 +41,11 @@ export interface HarnessOptions {
 export interface HarnessJob {
   /** Default `test`. */
   tenant?: string;
-  /** Default `public`. */
+  /**
+   * Default `public`. The harness's consumer serves the handler's scope (its only one, or
+   * `public`); a job of a scope it does not serve has no queue, and `publish` rejects with a
+   * `JobUnroutableError`.
+   */
   scope?: string;
   /** 0 to 9 (default 0). */
   priority?: number;

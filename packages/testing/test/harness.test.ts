@@ -1,5 +1,11 @@
 import { setTimeout as realSleep } from 'node:timers/promises';
-import { defineHandler, HEADERS, type InferenceClient, ModelLoadError } from '@warren/core';
+import {
+  defineHandler,
+  HEADERS,
+  type InferenceClient,
+  JobUnroutableError,
+  ModelLoadError,
+} from '@warren/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
@@ -349,6 +355,15 @@ describe('the plugin test harness', () => {
     // The second call's fault stops the consumer before any other job starts in its slot.
     expect(calls).toBe(2);
     expect(harness.counts.requeued).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses at publish a job of a scope its consumer does not serve', async () => {
+    const harness = await start({ handler: flakyHandler(0) });
+
+    await expect(harness.publish({ text: 'hello' }, { scope: 'internal' })).rejects.toBeInstanceOf(
+      JobUnroutableError,
+    );
+    expect(await harness.result(await harness.publish({ text: 'hello' }))).toEqual({ attempt: 1 });
   });
 
   it('refuses to wait for a job it never published, and any call after stop()', async () => {
