@@ -189,6 +189,15 @@ describe.each([
     expect(JSON.parse(lab.results[0]!.body.toString())).toEqual({ written: keys[2] });
     expect(lab.deadLetters).toHaveLength(0);
     expect(counts(lab)).toMatchObject({ received: 3, succeeded: 3, deadLettered: 0 });
+
+    // A job answered with no result is still done in the dedupe store: published again under
+    // the same id, it is acked without running.
+    const once = `once-${lab.prefix}`;
+    await lab.publish({ key: once }, { replyTo: undefined, messageId: once });
+    await waitFor(() => counts(lab).succeeded === 4, 'the fourth job to succeed');
+    await lab.publish({ key: once }, { replyTo: undefined, messageId: once });
+    await waitFor(() => counts(lab).duplicates === 1, 'the duplicate to be acked');
+    expect(sideEffects().filter((key) => key === once)).toHaveLength(1);
   });
 
   it('dead-letters a handler that always throws after its last attempt, with attempts and failure times', async () => {

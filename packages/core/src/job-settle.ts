@@ -47,10 +47,20 @@ function routeOf(item: JobItem, deps: JobDeps): Route {
 }
 
 /** Publishes each item's result, retry or dead letter, and waits for the broker's confirms. */
-export async function publishItems(items: JobItem[], deps: JobDeps): Promise<void> {
-  // One delivery a job is the common case: no array of promises for it.
-  if (items.length === 1) await publishItem(items[0]!, deps);
-  else await Promise.all(items.map((item) => publishItem(item, deps)));
+export function publishItems(items: JobItem[], deps: JobDeps): Promise<unknown> | undefined {
+  if (items.length !== 1) return Promise.all(items.map((item) => publishItem(item, deps)));
+  // One delivery a job is the common case: no array of promises for it, and no promise at all
+  // when it publishes nothing (a result nobody asked for) and no dedupe store is to hear of it.
+  const item = items[0]!;
+  if (routeOf(item, deps).kind === 'result' && !wantsResult(item, deps)) {
+    return item.claimed && deps.dedupe !== undefined ? complete(item, deps) : undefined;
+  }
+  return publishItem(item, deps);
+}
+
+/** Whether a handled job's result is published: always, unless the handler answers only a reply-to. */
+function wantsResult(item: JobItem, deps: JobDeps): boolean {
+  return item.envelope!.replyTo !== undefined || deps.handler.results !== 'reply-to-only';
 }
 
 async function publishItem(item: JobItem, deps: JobDeps): Promise<void> {
@@ -104,7 +114,7 @@ async function publishRoute(item: JobItem, route: Route, deps: JobDeps): Promise
   const { delivery } = item;
   switch (route.kind) {
     case 'result': {
-      if (item.envelope!.replyTo === undefined && deps.handler.results === 'reply-to-only') {
+      if (!wantsResult(item, deps)) {
         await complete(item, deps);
         return;
       }
