@@ -246,7 +246,13 @@ export class Worker {
               if (!idleSince.has(id)) idleSince.set(id, Date.now());
             });
             handlerLogger.info(
-              { modelType: handler.modelType, prefetch: entry.prefetch, queue: consumer.queue },
+              {
+                modelType: handler.modelType,
+                // Redelivered jobs come first at prefetch 1; the configured one follows.
+                prefetch: consumer.prefetch,
+                configuredPrefetch: entry.prefetch,
+                queue: consumer.queue,
+              },
               'consumer started',
             );
             return consumer;

@@ -395,10 +395,10 @@ describe.each([
     for (const letter of lab.deadLetters) {
       expect(letter.properties.headers?.[HEADERS.reason]).toBe(letter.properties.messageId);
     }
-    const logged = logs
-      .filter((line) => line.msg === 'job dead-lettered')
-      .map((line) => line.messageId);
-    expect(logged.sort()).toEqual(bodies.map(([r]) => r).sort());
+    const logged = logs.filter((line) => line.msg === 'job dead-lettered');
+    expect(logged.map((line) => line.messageId).sort()).toEqual(bodies.map(([r]) => r).sort());
+    // Each line names the reason as well as the code (here each job's id is its reason).
+    for (const line of logged) expect(line.reason).toBe(line.messageId);
     expect(counts(lab)).toMatchObject({ received: 4, deadLettered: 4, retried: 0, requeued: 0 });
     expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
   });

@@ -60,6 +60,11 @@ describe('a worker process killed with SIGKILL mid-run', () => {
     );
     const first = start(config);
     await first.logged('consumer started');
+    // Redelivered jobs come first at prefetch 1, and the line says so beside the configured one.
+    expect(first.lines().find((line) => line.msg === 'consumer started')).toMatchObject({
+      prefetch: 1,
+      configuredPrefetch: 8,
+    });
     const reply = await probe.replyQueue();
     const deadLetters = await probe.collect(`${prefix}.dead-letter.echo`);
     const ids = Array.from({ length: JOBS }, (_, n) => `${prefix}-job-${n}`);

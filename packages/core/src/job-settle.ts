@@ -1,7 +1,12 @@
 import { audit, auditing, identityOf } from './audit.ts';
 import { resultProperties } from './envelope.ts';
 import { describeThrown, PublishError, UnroutableError, type WarrenError } from './errors.ts';
-import { deadLetterProperties, retryProperties, withoutBookkeeping } from './failure-headers.ts';
+import {
+  deadLetterProperties,
+  reasonFor,
+  retryProperties,
+  withoutBookkeeping,
+} from './failure-headers.ts';
 import { release, remainingMs } from './job-admission.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
 import { isRelayed, isUnverified, type RelayOptions, relayedProperties } from './relay.ts';
@@ -321,6 +326,7 @@ function logFailure(
       // The logger is the consumer's, which already names the handler.
       messageId: item.delivery.properties.messageId,
       code: error.code,
+      reason: reasonFor(error),
       attempt: item.envelope?.attempt ?? 1,
       queue: item.delivery.queue,
       ...fields,
