@@ -342,12 +342,8 @@ function runOne({ item }: Prepared, signal: JobSignal, deps: JobDeps): Promise<u
     job: envelope,
     options: deps.handlerOptions,
   };
-  const { handle, handleBatch } = deps.handler;
-  if (handle !== undefined) return handle(item.input, context);
-  const batchContext = Object.defineProperty({ ...context, jobs: [envelope] }, 'logger', {
-    get: () => context.logger,
-  });
-  return Promise.resolve(handleBatch!([item.input], batchContext)).then(([output]) => output);
+  // Only a handler with `handle` gets here: one with `handleBatch` alone goes through runBatch.
+  return deps.handler.handle!(item.input, context);
 }
 
 async function runBatch(group: Prepared[], signal: JobSignal, deps: JobDeps): Promise<unknown[]> {
