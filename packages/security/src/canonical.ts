@@ -73,16 +73,21 @@ export function signedFields(
  * explicit, and absent differs from empty.
  */
 export function canonicalBytes(fields: SignedFields, body: Buffer): Buffer {
-  const parts: Buffer[] = [present(Buffer.from(CANONICAL_TAG, 'utf-8'))];
-  for (const name of FIELD_ORDER) {
-    const value = fields[name];
-    parts.push(value === undefined ? ABSENT : present(Buffer.from(value, 'utf-8')));
-  }
+  const parts: Buffer[] = [encodeField(CANONICAL_TAG)];
+  for (const name of FIELD_ORDER) parts.push(encodeField(fields[name]));
   parts.push(present(body));
   return Buffer.concat(parts);
 }
 
 const ABSENT = Buffer.from([0x00]);
+
+/**
+ * One field as the signing canonical form (and the encryption's associated data) writes it: 0x01,
+ * its UTF-8 length as 4 bytes big-endian and the bytes; or 0x00 when it is absent.
+ */
+export function encodeField(value: string | undefined): Buffer {
+  return value === undefined ? ABSENT : present(Buffer.from(value, 'utf-8'));
+}
 
 function present(bytes: Buffer): Buffer {
   const prefix = Buffer.alloc(5);

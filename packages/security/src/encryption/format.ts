@@ -1,5 +1,5 @@
 import type { MessageProperties } from '@warren/core';
-import { signedFields } from '../canonical.ts';
+import { encodeField, signedFields } from '../canonical.ts';
 
 /** The cipher Warren seals job bodies with, by the name `x-warren-encryption` carries. */
 export const ENCRYPTION_ALGORITHM = 'aes-256-gcm';
@@ -37,16 +37,5 @@ export function associatedData(properties: MessageProperties, alg: string, keyId
     fields.contentType,
     fields.replyTo,
   ];
-  return Buffer.concat(values.map(field));
+  return Buffer.concat(values.map(encodeField));
 }
-
-function field(value: string | undefined): Buffer {
-  if (value === undefined) return ABSENT;
-  const bytes = Buffer.from(value, 'utf-8');
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt8(0x01, 0);
-  prefix.writeUInt32BE(bytes.length, 1);
-  return Buffer.concat([prefix, bytes]);
-}
-
-const ABSENT = Buffer.from([0x00]);
