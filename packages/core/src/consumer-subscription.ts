@@ -62,11 +62,12 @@ export function inOneEvent<T>(
     if (items !== undefined) send(items);
   };
   return (item) => {
+    const now = urgent?.(item) === true;
     if (gathered !== undefined) gathered.push(item);
     else {
       gathered = [item];
-      if (urgent === undefined || !urgent(item)) defer(flush);
+      if (!now) defer(flush);
     }
-    if (urgent?.(item) === true) flush();
+    if (now) flush();
   };
 }

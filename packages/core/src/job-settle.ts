@@ -53,14 +53,17 @@ function routeOf(item: JobItem, deps: JobDeps): Route {
 
 /** Publishes each item's result, retry or dead letter, and waits for the broker's confirms. */
 export function publishItems(items: JobItem[], deps: JobDeps): Promise<unknown> | undefined {
-  if (items.length !== 1) return Promise.all(items.map((item) => publishItem(item, deps)));
+  if (items.length !== 1) {
+    return Promise.all(items.map((item) => publishItem(item, routeOf(item, deps), deps)));
+  }
   // One delivery a job is the common case: no array of promises for it, and no promise at all
   // when it publishes nothing (a result nobody asked for) and no dedupe store is to hear of it.
   const item = items[0]!;
-  if (routeOf(item, deps).kind === 'result' && !wantsResult(item, deps)) {
+  const route = routeOf(item, deps);
+  if (route.kind === 'result' && !wantsResult(item, deps)) {
     return item.claimed && deps.dedupe !== undefined ? complete(item, deps) : undefined;
   }
-  return publishItem(item, deps);
+  return publishItem(item, route, deps);
 }
 
 /** Whether a handled job's result is published: always, unless the handler answers only a reply-to. */
@@ -68,9 +71,9 @@ function wantsResult(item: JobItem, deps: JobDeps): boolean {
   return item.envelope!.replyTo !== undefined || deps.handler.results !== 'reply-to-only';
 }
 
-async function publishItem(item: JobItem, deps: JobDeps): Promise<void> {
+async function publishItem(item: JobItem, route: Route, deps: JobDeps): Promise<void> {
   try {
-    await publishRoute(item, routeOf(item, deps), deps);
+    await publishRoute(item, route, deps);
   } catch (error) {
     item.publishFailure = new PublishError(describeThrown(error), { cause: error });
     // The job goes back to its queue: its next delivery must find it free to run, not claimed

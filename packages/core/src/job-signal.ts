@@ -9,10 +9,6 @@ export class JobSignal {
   #reason: unknown;
   #onAbort: ((reason: unknown) => void) | undefined;
 
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
   /** The `AbortSignal` handed to the handler, made on first use (aborted already if it is). */
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
