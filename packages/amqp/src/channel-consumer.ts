@@ -226,7 +226,8 @@ export class ChannelConsumer {
 
     if (outcome.kind === 'ack') line.ack(receipt);
     else line.nack(receipt, outcome.requeue);
-    this.#retired.closeWhenIdle(line);
+    // A settle on a channel it moved off may be the last that channel waited for.
+    if (line !== this.#line) this.#retired.closeWhenIdle(line);
     this.#closeWhenIdle();
   }
 
@@ -357,7 +358,7 @@ export class ChannelConsumer {
   }
 
   #onMessage(line: ConsumerChannel, message: ConsumeMessage | null): void {
-    const retired = this.#retired.has(line);
+    const retired = line !== this.#line && this.#retired.has(line);
     // A channel being given up: closing it returns the message to the queue.
     if ((line !== this.#line && !retired) || !line.open) return;
     // Cancelled while a reconnect re-consumed: that channel is being closed, which returns it.

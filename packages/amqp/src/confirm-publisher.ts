@@ -28,6 +28,8 @@ interface PublishChannel {
   returned: Set<string>;
   /** Sent on this channel and not yet confirmed, in the order they were sent. */
   inFlight: Set<Outgoing>;
+  /** Retired, drained and being closed. */
+  closing: boolean;
 }
 
 /**
@@ -77,7 +79,6 @@ export class ConfirmPublisher {
   #active: PublishChannel | undefined;
   /** Channels of earlier connections, open until what was sent on them is confirmed. */
   readonly #retiring = new Set<PublishChannel>();
-  readonly #closingRetired = new WeakSet<PublishChannel>();
   /** Who waits for this publisher to stop using a connection (see {@link whenOff}). */
   #offWaiters: Array<{ connection: ChannelModel; resolve: () => void }> = [];
   #opening: Promise<PublishChannel> | undefined;
@@ -284,6 +285,7 @@ export class ConfirmPublisher {
       closedBy: undefined,
       returned: new Set(),
       inFlight: new Set(),
+      closing: false,
     };
     channel.on('return', (message: { properties: { messageId?: string } }) => {
       if (message.properties.messageId) state.returned.add(message.properties.messageId);
@@ -315,10 +317,11 @@ export class ConfirmPublisher {
   }
 
   #closeIfRetired(state: PublishChannel): void {
+    // The active channel, which most confirms come on, is never retired.
+    if (state === this.#active || state.closing) return;
     if (!this.#retiring.has(state) || state.inFlight.size > 0 || !state.open) return;
     // Off the list of open channels only once closed: until then the connection is in use.
-    if (this.#closingRetired.has(state)) return;
-    this.#closingRetired.add(state);
+    state.closing = true;
     void closeQuietly(state.channel);
   }
 
