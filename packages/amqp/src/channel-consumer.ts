@@ -3,6 +3,7 @@ import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { describeCause } from './cause.ts';
 import { closeQuietly } from './closing.ts';
 import { ConsumerChannel, type Receipt } from './consumer-channel.ts';
+import { OffWaiters } from './off-waiters.ts';
 import { fromAmqpProperties } from './properties.ts';
 import { RetiredChannels } from './retired-channels.ts';
 
@@ -49,7 +50,7 @@ export class ChannelConsumer {
   /** Channels of connections it moved off, each open until what it delivered is settled. */
   readonly #retired: RetiredChannels;
   /** Who waits for this consumer to stop using a connection (see {@link whenOff}). */
-  #offWaiters: Array<{ connection: ChannelModel; resolve: () => void }> = [];
+  readonly #off = new OffWaiters((connection) => this.isOn(connection));
   #prefetch: number;
   #closing = false;
   #cancelNotified = false;
@@ -60,7 +61,7 @@ export class ChannelConsumer {
     this.#options = options;
     this.#prefetch = options.prefetch;
     this.#fields = { ...options.fields, queue: options.queue };
-    this.#retired = new RetiredChannels(options.logger, this.#fields, () => this.#checkOff());
+    this.#retired = new RetiredChannels(options.logger, this.#fields, () => this.#off.check());
   }
 
   /** Opens a channel, sets its prefetch and starts consuming with manual acknowledgement. */
@@ -124,7 +125,7 @@ export class ChannelConsumer {
     } else if (this.#state === 'cancelling' || this.#state === 'cancelled') {
       this.#end();
     }
-    this.#checkOff();
+    this.#off.check();
   }
 
   /**
@@ -156,8 +157,7 @@ export class ChannelConsumer {
 
   /** Resolves once no channel of this consumer is open on `connection`. */
   whenOff(connection: ChannelModel): Promise<void> {
-    if (!this.isOn(connection)) return Promise.resolve();
-    return new Promise((resolve) => this.#offWaiters.push({ connection, resolve }));
+    return this.#off.wait(connection);
   }
 
   /**
@@ -267,7 +267,7 @@ export class ChannelConsumer {
       return;
     }
     await this.#retired.cancel(old);
-    this.#checkOff();
+    this.#off.check();
     this.#options.logger.debug(this.#fields, 'consumer moved to the new connection');
   }
 
@@ -448,16 +448,7 @@ export class ChannelConsumer {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#options.onClosed(this);
-    this.#checkOff();
-  }
-
-  #checkOff(): void {
-    if (this.#offWaiters.length === 0) return;
-    this.#offWaiters = this.#offWaiters.filter(({ connection, resolve }) => {
-      if (this.isOn(connection)) return true;
-      resolve();
-      return false;
-    });
+    this.#off.check();
   }
 
   #notifyCancel(reason: string): void {

@@ -13,6 +13,7 @@ import {
 } from 'amqplib';
 import { describeCause } from './cause.ts';
 import { closeQuietly } from './closing.ts';
+import { OffWaiters } from './off-waiters.ts';
 
 /** A confirm channel and what became of it. */
 interface PublishChannel {
@@ -80,7 +81,7 @@ export class ConfirmPublisher {
   /** Channels of earlier connections, open until what was sent on them is confirmed. */
   readonly #retiring = new Set<PublishChannel>();
   /** Who waits for this publisher to stop using a connection (see {@link whenOff}). */
-  #offWaiters: Array<{ connection: ChannelModel; resolve: () => void }> = [];
+  readonly #off = new OffWaiters((connection) => this.#isOn(connection));
   #opening: Promise<PublishChannel> | undefined;
   #openingOn: ChannelModel | undefined;
   #held = 0;
@@ -110,13 +111,12 @@ export class ConfirmPublisher {
     for (const state of this.#channels()) {
       if (state.connection === connection) state.open = false;
     }
-    this.#checkOff();
+    this.#off.check();
   }
 
   /** Resolves once no channel of this publisher is open on `connection`. */
   whenOff(connection: ChannelModel): Promise<void> {
-    if (!this.#isOn(connection)) return Promise.resolve();
-    return new Promise((resolve) => this.#offWaiters.push({ connection, resolve }));
+    return this.#off.wait(connection);
   }
 
   /**
@@ -347,7 +347,7 @@ export class ConfirmPublisher {
     }
     // The connection reports its loss just after its channels close; only then pump.
     queueMicrotask(() => this.#pump());
-    this.#checkOff();
+    this.#off.check();
   }
 
   *#channels(): Iterable<PublishChannel> {
@@ -360,15 +360,6 @@ export class ConfirmPublisher {
       if (state.open && state.connection === connection) return true;
     }
     return false;
-  }
-
-  #checkOff(): void {
-    if (this.#offWaiters.length === 0) return;
-    this.#offWaiters = this.#offWaiters.filter(({ connection, resolve }) => {
-      if (this.#isOn(connection)) return true;
-      resolve();
-      return false;
-    });
   }
 
   #waitForDrain(state: PublishChannel): void {
