@@ -1,5 +1,5 @@
 import { appendFileSync } from 'node:fs';
-import { type AuditSink, ConfigError, type LogSink } from '@warren/core';
+import { type AuditSink, ConfigError, describeThrown, type LogSink } from '@warren/core';
 import { JsonLinesAuditLog } from '@warren/security';
 import type { WorkerConfig } from './config.ts';
 
@@ -14,7 +14,7 @@ export function openAuditLog(config: WorkerConfig, logger: LogSink): AuditSink |
   try {
     appendFileSync(path, '', { flag: 'a', mode: 0o600 });
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
+    const detail = describeThrown(cause);
     throw new ConfigError(`config.security.auditLog ${path}: cannot be appended to (${detail})`, {
       cause,
     });

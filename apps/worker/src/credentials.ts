@@ -1,5 +1,5 @@
 import { type CredentialsProvider, urlHasPassword } from '@warren/amqp';
-import { ConfigError, type LogSink } from '@warren/core';
+import { ConfigError, describeThrown, type LogSink } from '@warren/core';
 import { type CredentialSource, type Credentials, credentialSource } from '@warren/security';
 import type { WorkerConfig } from './config.ts';
 
@@ -86,7 +86,7 @@ class WorkerCredentials implements CredentialsProvider {
       credentials = await this.#source.read();
     } catch (error) {
       this.#logger.warn(
-        { source: this.#source.description, error: messageOf(error) },
+        { source: this.#source.description, error: describeThrown(error) },
         'broker credentials could not be read; dialling with the last ones read',
       );
       return this.#last;
@@ -128,8 +128,4 @@ class WorkerCredentials implements CredentialsProvider {
         'restart it to change the user',
     );
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

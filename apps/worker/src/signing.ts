@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from '@warren/core';
+import { ConfigError, describeThrown } from '@warren/core';
 import { DEFAULT_REDIS_URL, RedisReplayGuard } from '@warren/redis';
 import {
   AesGcmDecryptor,
@@ -40,7 +40,7 @@ export async function createVerifier(
   config: WorkerConfig,
   env: Record<string, string | undefined>,
   relays: readonly string[],
-  replayGuard: ReplayGuard | undefined = createReplayGuard(config, env),
+  replayGuard: ReplayGuard | undefined,
 ): Promise<SignatureVerifier | undefined> {
   const signing = config.security.signing;
   if (signing === undefined) return undefined;
@@ -100,7 +100,7 @@ async function readKeyText(
   try {
     return { text: await readFile(path, 'utf-8'), source: `key file ${path}` };
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
+    const detail = describeThrown(cause);
     throw new ConfigError(`${field}.keysFile ${path}: cannot be read (${detail})`, { cause });
   }
 }

@@ -177,7 +177,8 @@ export class Worker {
     const earlier = new Map<string, ConsumerCounts>();
     // One consumer per handler and cleared scope: each scope has a queue of its own.
     const consumed = loaded.flatMap((plugin, index) => {
-      const clearance = clearanceFor(plugin.handler, config.handlers[index]!, index);
+      const entry = config.handlers[index]!;
+      const clearance = clearanceFor(plugin.handler, entry, index);
       const setup = once(() =>
         plugin.handler.setup?.({
           logger: logger.child({ handler: plugin.handler.name }),
@@ -187,7 +188,7 @@ export class Worker {
       );
       return clearance.scopes.map((scope) => ({
         ...plugin,
-        entry: config.handlers[index]!,
+        entry,
         clearance,
         scope,
         setup,
