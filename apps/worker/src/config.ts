@@ -217,6 +217,19 @@ const broker = z
   })
   .strict();
 
+/** Where a key set's JSON comes from: a mounted secret file or an environment variable. */
+const keySource = {
+  /** Path of the key set's JSON (a mounted secret), relative to the config file. */
+  keysFile: z.string().min(1).optional(),
+  /** Name of the environment variable holding the key set's JSON. */
+  keysEnv: z.string().min(1).optional(),
+};
+
+function oneKeySource(section: { keysFile?: string; keysEnv?: string }): boolean {
+  return (section.keysFile === undefined) !== (section.keysEnv === undefined);
+}
+const ONE_KEY_SOURCE = { message: 'expected exactly one of keysFile and keysEnv' };
+
 /**
  * Job signing (docs/signing.md). The keys come from a mounted secret file or an environment
  * variable, never from this file: the schema has no field that could hold one.
@@ -229,10 +242,7 @@ const signing = z
       .array(z.enum(ALGORITHMS))
       .min(1)
       .default([...ALGORITHMS]),
-    /** Path of the key set's JSON (a mounted secret), relative to the config file. */
-    keysFile: z.string().min(1).optional(),
-    /** Name of the environment variable holding the key set's JSON. */
-    keysEnv: z.string().min(1).optional(),
+    ...keySource,
     /** How far a job's signed creation time may lie from the worker's clock, either way. */
     windowMs: z
       .int()
@@ -249,9 +259,7 @@ const signing = z
     replayStore: z.enum(['memory', 'redis']).default('memory'),
   })
   .strict()
-  .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
-    message: 'expected exactly one of keysFile and keysEnv',
-  });
+  .refine(oneKeySource, ONE_KEY_SOURCE);
 
 /**
  * Job body encryption (docs/encryption.md). Like signing keys, the keys come from a mounted
@@ -261,15 +269,10 @@ const encryption = z
   .object({
     /** Refuse plaintext jobs (default false); set once every producer encrypts. */
     required: z.boolean().default(false),
-    /** Path of the key set's JSON (a mounted secret), relative to the config file. */
-    keysFile: z.string().min(1).optional(),
-    /** Name of the environment variable holding the key set's JSON. */
-    keysEnv: z.string().min(1).optional(),
+    ...keySource,
   })
   .strict()
-  .refine((section) => (section.keysFile === undefined) !== (section.keysEnv === undefined), {
-    message: 'expected exactly one of keysFile and keysEnv',
-  });
+  .refine(oneKeySource, ONE_KEY_SOURCE);
 
 export const workerConfigSchema = z
   .object({
@@ -418,11 +421,8 @@ export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
   if (local.cacheDir !== undefined) local.cacheDir = resolve(baseDir, local.cacheDir);
   const credentials = config.broker.credentials;
   if (credentials?.file !== undefined) credentials.file = resolve(baseDir, credentials.file);
-  const { signing } = config.security;
-  if (signing?.keysFile !== undefined) signing.keysFile = resolve(baseDir, signing.keysFile);
-  const { encryption } = config.security;
-  if (encryption?.keysFile !== undefined) {
-    encryption.keysFile = resolve(baseDir, encryption.keysFile);
+  for (const section of [config.security.signing, config.security.encryption]) {
+    if (section?.keysFile !== undefined) section.keysFile = resolve(baseDir, section.keysFile);
   }
   if (config.security.auditLog !== undefined) {
     config.security.auditLog = resolve(baseDir, config.security.auditLog);
