@@ -86,7 +86,6 @@ export async function measureMemory(
     if (missing > 0) await broker.fill(MODEL_TYPE, missing, () => input, results);
   };
 
-  await topUp();
   const configFile = join(tmpdir(), `${broker.prefix}-worker.json`);
   const config = workerConfig(broker, {
     plugin: 'noop',
@@ -94,50 +93,39 @@ export async function measureMemory(
     modelPath: options.modelPath,
   });
   await writeFile(configFile, JSON.stringify({ ...config, log: { level: 'info' } }));
-  const runWorker = async (flags: string[]): Promise<DrainMemory> => {
+  /** Tops the backlog up, starts `node <args>`, samples it while it drains, counts what it took. */
+  const drain = async (args: string[], label: string): Promise<DrainMemory> => {
     await topUp();
     await broker.purge(results);
     const depthBefore = await broker.depth(queue);
-    const child = spawn(process.execPath, [...flags, WORKER_BIN, '--config', configFile], {
+    const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, AMQP_URL },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const drain = await sampleDrain(child, options.seconds);
-    drain.drained = depthBefore - (await broker.depth(queue));
-    const described = flags.length === 0 ? 'default flags' : flags.join(' ');
-    log(
-      `  warren worker (${described}): peak ${drain.peakRssMiB.toFixed(0)} MiB, ${drain.drained} jobs`,
-    );
-    return drain;
+    const drained = await sampleDrain(child, options.seconds);
+    drained.drained = depthBefore - (await broker.depth(queue));
+    log(`  ${label}: peak ${drained.peakRssMiB.toFixed(0)} MiB, ${drained.drained} jobs`);
+    return drained;
   };
+  const worker = (flags: string[]) =>
+    drain(
+      [...flags, WORKER_BIN, '--config', configFile],
+      `warren worker (${flags.length === 0 ? 'default flags' : flags.join(' ')})`,
+    );
   let warren: DrainMemory;
   let warrenTuned: DrainMemory;
   try {
-    warren = await runWorker([]);
-    warrenTuned = await runWorker(WORKER_NODE_FLAGS);
+    warren = await worker([]);
+    warrenTuned = await worker(WORKER_NODE_FLAGS);
   } finally {
     await rm(configFile, { force: true });
   }
-
-  await topUp();
-  await broker.purge(results);
-  const depthBefore = await broker.depth(queue);
-  const plainChild = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      fileURLToPath(new URL('./processes/plain-consumer-main.ts', import.meta.url)),
-      AMQP_URL,
-      queue,
-      String(options.prefetch),
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  const plainMain = fileURLToPath(new URL('./processes/plain-consumer-main.ts', import.meta.url));
+  const plain = await drain(
+    ['--import', 'tsx', plainMain, AMQP_URL, queue, String(options.prefetch)],
+    'plain consumer',
   );
-  const plain = await sampleDrain(plainChild, options.seconds);
-  plain.drained = depthBefore - (await broker.depth(queue));
-  log(`  plain consumer: peak ${plain.peakRssMiB.toFixed(0)} MiB, ${plain.drained} jobs`);
   await broker.purge(queue);
   await broker.purge(results);
 
