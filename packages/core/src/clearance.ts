@@ -26,15 +26,20 @@ export const DEFAULT_CLEARANCE: Clearance = Object.freeze({ scopes: Object.freez
 /** A scope is one word of a routing key, so that `<modelType>.<scope>` routes to one queue. */
 export const SCOPE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** What is wrong with `scope` as a scope (see {@link SCOPE_PATTERN}), or undefined if nothing. */
+export function scopeProblem(scope: unknown): string | undefined {
+  if (typeof scope === 'string' && SCOPE_PATTERN.test(scope)) return undefined;
+  return `expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(scope)}`;
+}
+
 /** Why `clearance` cannot be used, or undefined when it can. */
 export function clearanceProblem(clearance: Clearance): string | undefined {
   if (!Array.isArray(clearance.scopes) || clearance.scopes.length === 0) {
     return 'scopes: expected at least one scope';
   }
   for (const scope of clearance.scopes) {
-    if (typeof scope !== 'string' || !SCOPE_PATTERN.test(scope)) {
-      return `scopes: expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(scope)}`;
-    }
+    const problem = scopeProblem(scope);
+    if (problem !== undefined) return `scopes: ${problem}`;
   }
   if (new Set(clearance.scopes).size !== clearance.scopes.length) {
     return 'scopes: expected each scope once';

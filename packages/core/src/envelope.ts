@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SCOPE_PATTERN } from './clearance.ts';
+import { scopeProblem } from './clearance.ts';
 import { MalformedMessageError } from './errors.ts';
 import type { HeaderValue, MessageProperties } from './transport.ts';
 
@@ -102,12 +102,9 @@ export function encodeJob(spec: JobSpec): { body: Buffer; properties: MessagePro
     ...(spec.replyTo === undefined ? {} : { replyTo: spec.replyTo }),
   };
   checkEnvelope(envelope);
-  if (!SCOPE_PATTERN.test(envelope.scope)) {
-    // The scope is a word of the routing key: a dot or a wildcard in it would route elsewhere.
-    throw invalid(
-      `scope: expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(envelope.scope)}`,
-    );
-  }
+  // The scope is a word of the routing key: a dot or a wildcard in it would route elsewhere.
+  const scopeIssue = scopeProblem(envelope.scope);
+  if (scopeIssue !== undefined) throw invalid(`scope: ${scopeIssue}`);
   return {
     body: Buffer.from(JSON.stringify(spec.input)),
     properties: envelopeToProperties(envelope),

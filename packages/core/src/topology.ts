@@ -1,4 +1,4 @@
-import { SCOPE_PATTERN } from './clearance.ts';
+import { scopeProblem } from './clearance.ts';
 import { DEFAULT_SCOPE } from './envelope.ts';
 import { ConfigError } from './errors.ts';
 import {
@@ -49,11 +49,8 @@ export function topologyFor(modelType: string, options: TopologyOptions = {}): Q
   const problem = retryPolicyProblem(retry);
   if (problem !== undefined) throw new ConfigError(`retry.${problem}`);
   const scope = options.scope ?? DEFAULT_SCOPE;
-  if (!SCOPE_PATTERN.test(scope)) {
-    throw new ConfigError(
-      `scope: expected lower-case letters, digits, '-' or '_' (1 to 63), found ${JSON.stringify(scope)}`,
-    );
-  }
+  const scopeIssue = scopeProblem(scope);
+  if (scopeIssue !== undefined) throw new ConfigError(`scope: ${scopeIssue}`);
   // ':' cannot occur in a model type, so no model type's queue can take another's scope's name.
   const family = scope === DEFAULT_SCOPE ? modelType : `${modelType}:${scope}`;
 
