@@ -42,11 +42,12 @@ export function audit(
 ): void {
   const span = trace.getActiveSpan();
   const traceId = span?.spanContext().traceId;
-  const full: AuditEntry = {
-    time: new Date(now).toISOString(),
-    ...entry,
-    ...(traceId === undefined ? {} : { traceId }),
-  };
+  // Fields left undefined (a tenant not known yet, say) are left out of the record.
+  const full = { time: new Date(now).toISOString() } as AuditEntry;
+  for (const [key, value] of Object.entries(entry)) {
+    if (value !== undefined) (full as unknown as Record<string, unknown>)[key] = value;
+  }
+  if (traceId !== undefined) full.traceId = traceId;
   span?.addEvent(entry.event, spanAttributes(full));
   if (sink === undefined) return;
   try {

@@ -220,17 +220,16 @@ async function publish(
 /** One audit record for a publish the broker confirmed, on behalf of `item`'s job. */
 function auditPublish(item: JobItem, action: string, target: PublishTarget, deps: JobDeps): void {
   const messageId = item.delivery.properties.messageId;
-  const identity = identityOf({ user: deps.transport.account });
   audit(
     deps.audit,
     {
       event: 'warren.job.published',
       decision: 'accepted',
       action,
-      ...(identity === undefined ? {} : { identity }),
-      ...(item.envelope === undefined ? {} : { tenant: item.envelope.tenant }),
+      identity: identityOf({ user: deps.transport.account }),
+      tenant: item.envelope?.tenant,
       queue: target.exchange === '' ? target.routingKey : `${target.exchange}/${target.routingKey}`,
-      ...(messageId === undefined ? {} : { messageId }),
+      messageId,
     },
     deps.clock.now(),
     (error) => deps.logger.error({ err: error, messageId }, 'audit failed'),

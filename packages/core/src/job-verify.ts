@@ -145,24 +145,14 @@ function recordAdmissions(items: JobItem[], deps: JobDeps): void {
         event: 'warren.job.admitted',
         decision: refused ? 'refused' : 'accepted',
         ...(refused ? { reason: reasonFor(item.failure!), message: item.failure!.message } : {}),
-        ...optional(
-          'identity',
-          identityOf({
-            user: producerOf(properties, deps.relay),
-            keyId: item.keyId,
-          }),
-        ),
-        ...optional('tenant', item.envelope?.tenant),
-        ...optional('scope', item.envelope?.scope),
+        identity: identityOf({ user: producerOf(properties, deps.relay), keyId: item.keyId }),
+        tenant: item.envelope?.tenant,
+        scope: item.envelope?.scope,
         queue: item.delivery.queue,
-        ...optional('messageId', properties.messageId),
+        messageId: properties.messageId,
       },
       now,
       (error) => deps.logger.error({ err: error, messageId: properties.messageId }, 'audit failed'),
     );
   }
-}
-
-function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
 }

@@ -111,14 +111,13 @@ export class JobPublisher {
       );
     }
     if (this.#audit !== undefined) {
-      const identity = identityOf({ user: this.#userId });
       audit(
         this.#audit,
         {
           event: 'warren.job.published',
           decision: 'accepted',
           action: 'job',
-          ...(identity === undefined ? {} : { identity }),
+          identity: identityOf({ user: this.#userId }),
           tenant: spec.tenant,
           scope: spec.scope ?? DEFAULT_SCOPE,
           queue: `${jobsExchange}/${routingKey}`,
