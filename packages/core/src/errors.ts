@@ -285,6 +285,11 @@ export function toWarrenError(
   return fallback(describeThrown(error), error);
 }
 
+/** Whether `error` is a worker fault (fate `crash`): not the job's doing, the consumer stops. */
+export function isWorkerFault(error: unknown): error is WarrenError {
+  return error instanceof WarrenError && error.fate === 'crash';
+}
+
 /** A thrown value's message; never throws itself, whatever was thrown. */
 export function describeThrown(error: unknown): string {
   try {

@@ -11,11 +11,12 @@ import {
   DeadlineExceededError,
   HandlerError,
   InvalidResultError,
+  isWorkerFault,
   MalformedMessageError,
   type PublishError,
   SchemaViolationError,
   toWarrenError,
-  WarrenError,
+  type WarrenError,
 } from './errors.ts';
 import type { Handler } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
@@ -262,7 +263,7 @@ async function runGuarded(
       } catch (error) {
         // A worker fault stops the consumer's other jobs now, inside this slot: once it is
         // free, the next waiting job would start before the consumer has heard of the fault.
-        if (error instanceof WarrenError && error.fate === 'crash') deps.onWorkerFault?.();
+        if (isWorkerFault(error)) deps.onWorkerFault?.();
         throw error;
       }
       const handleMs = performance.now() - started;
@@ -304,7 +305,7 @@ type Expiry = 'deadline' | 'consumer-timeout';
 
 function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, deps: JobDeps): void {
   // A worker fault stays one even though it aborted the shutdown signal itself.
-  const fault = error instanceof WarrenError && error.fate === 'crash';
+  const fault = isWorkerFault(error);
   if (error === NOT_STARTED || (deps.shutdown.aborted && !fault)) item.interrupted = true;
   else if (fault) item.failure = error;
   else if (expired === 'deadline') {
