@@ -5,6 +5,7 @@ import {
   ConfigError,
   DEFAULT_RESTART_BACKOFF,
   describeIssues,
+  describeThrown,
   retryPolicyOverrides,
   SCOPE_PATTERN,
 } from '@warren/core';
@@ -432,20 +433,7 @@ export function parseConfig(value: unknown, baseDir: string): WorkerConfig {
 
 /** Reads and validates a JSON config file. */
 export async function loadConfig(path: string): Promise<WorkerConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf-8');
-  } catch (cause) {
-    throw new ConfigError(`config file ${path}: cannot be read (${errorText(cause)})`, { cause });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError(`config file ${path}: expected JSON, found ${errorText(cause)}`, {
-      cause,
-    });
-  }
+  const value = await readJsonFile(path, 'config file');
   return parseConfig(value, dirname(resolve(path)));
 }
 
@@ -467,6 +455,19 @@ function withoutQuotedSecrets(error: z.ZodError): z.ZodError {
   );
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** The JSON in the file at `path`; a `ConfigError` naming it as `what` when it cannot be had. */
+export async function readJsonFile(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf-8');
+  } catch (cause) {
+    throw new ConfigError(`${what} ${path}: cannot be read (${describeThrown(cause)})`, { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${what} ${path}: expected JSON, found ${describeThrown(cause)}`, {
+      cause,
+    });
+  }
 }

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { describeThrown } from '@warren/core';
 import {
@@ -8,6 +7,7 @@ import {
   toDefinitions,
   toRabbitmqctlScript,
 } from '@warren/security';
+import { readJsonFile } from './config.ts';
 
 const FORMATS = ['rabbitmqctl', 'definitions', 'worker-config'] as const;
 type Format = (typeof FORMATS)[number];
@@ -40,7 +40,9 @@ async function main(argv: string[]): Promise<number> {
 
   let plan: PermissionsPlan;
   try {
-    plan = planPermissions(parsePermissionsDeclaration(await readDeclaration(parsed.file)));
+    plan = planPermissions(
+      parsePermissionsDeclaration(await readJsonFile(parsed.file, 'declaration file')),
+    );
   } catch (error) {
     process.stderr.write(`warren-permissions: ${describeThrown(error)}\n`);
     return 2;
@@ -77,20 +79,6 @@ function parseCommandLine(argv: string[]) {
     throw new Error('--without-users: only the definitions format lists accounts');
   }
   return { help: false, file: positionals[0]!, format, withoutUsers: values['without-users'] };
-}
-
-async function readDeclaration(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf-8');
-  } catch (cause) {
-    throw new Error(`declaration file ${file}: cannot be read (${describeThrown(cause)})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new Error(`declaration file ${file}: expected JSON, found ${describeThrown(cause)}`);
-  }
 }
 
 function render(plan: PermissionsPlan, format: Format, withoutUsers: boolean): string {
