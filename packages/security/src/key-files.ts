@@ -9,9 +9,15 @@ import { z } from 'zod';
 /** A key id as it travels in a header: 1 to 128 letters, digits, `.`, `_`, `:` or `-`. */
 export const KEY_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export const keyIdSchema = z.string().regex(KEY_ID_PATTERN, {
-  message: "expected 1 to 128 letters, digits, '.', '_', ':' or '-'",
-});
+/** What a key id must be, as errors say it. */
+export const KEY_ID_RULE = "1 to 128 letters, digits, '.', '_', ':' or '-'";
+
+/** Whether `id` could name a key: checked before an id from a message is looked up or quoted. */
+export function isKeyId(id: string): boolean {
+  return KEY_ID_PATTERN.test(id);
+}
+
+export const keyIdSchema = z.string().regex(KEY_ID_PATTERN, { message: `expected ${KEY_ID_RULE}` });
 
 export const base64Schema = z
   .string()

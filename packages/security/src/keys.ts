@@ -32,22 +32,21 @@ export interface SigningKey {
 
 const MIN_HMAC_BYTES = 32;
 
-const keyId = keyIdSchema;
-const base64 = base64Schema;
-
 /** The JSON a key file (a mounted secret) or environment variable holds. */
 const keyFileSchema = z
   .object({
     keys: z
       .array(
         z.discriminatedUnion('alg', [
-          z.object({ id: keyId, alg: z.literal('hmac-sha256'), secret: base64 }).strict(),
+          z
+            .object({ id: keyIdSchema, alg: z.literal('hmac-sha256'), secret: base64Schema })
+            .strict(),
           z
             .object({
-              id: keyId,
+              id: keyIdSchema,
               alg: z.literal('ed25519'),
-              publicKey: base64,
-              privateKey: base64.optional(),
+              publicKey: base64Schema,
+              privateKey: base64Schema.optional(),
             })
             .strict(),
         ]),

@@ -6,8 +6,9 @@ import {
   type HeaderValue,
 } from '@warren/core';
 import { CanonicalFormError } from '../canonical.ts';
+import { isKeyId } from '../key-files.ts';
 import { associatedData, ENCRYPTION_ALGORITHM, IV_BYTES, TAG_BYTES } from './format.ts';
-import { type EncryptionKeySet, isKeyId } from './keys.ts';
+import type { EncryptionKeySet } from './keys.ts';
 
 export interface AesGcmDecryptorOptions {
   keys: EncryptionKeySet;

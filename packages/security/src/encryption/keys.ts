@@ -10,7 +10,8 @@ import { z } from 'zod';
 import {
   base64Schema,
   decodeBase64 as decode,
-  KEY_ID_PATTERN,
+  isKeyId,
+  KEY_ID_RULE,
   KeyRing,
   keyIdSchema,
   parseKeyFile,
@@ -54,11 +55,6 @@ const keyFileSchema = z
 
 export type EncryptionKeyFile = z.input<typeof keyFileSchema>;
 
-/** Whether `id` could name a key: checked before an id from a message is looked up or quoted. */
-export function isKeyId(id: string): boolean {
-  return KEY_ID_PATTERN.test(id);
-}
-
 /**
  * The encryption keys a worker opens bodies with, by id. During a rotation it holds the old key
  * and the new one: bodies sealed with either open, producers move to the new id, and the old key
@@ -93,7 +89,7 @@ export class EncryptionKeySet extends KeyRing<EncryptionKey> {
 export function aesKey(id: string, secret: Buffer, where = `encryption key ${id}`): EncryptionKey {
   if (!isKeyId(id)) {
     throw new ConfigError(
-      `${where}.id: expected 1 to 128 letters, digits, '.', '_', ':' or '-', found ${JSON.stringify(id.slice(0, 140))}`,
+      `${where}.id: expected ${KEY_ID_RULE}, found ${JSON.stringify(id.slice(0, 140))}`,
     );
   }
   if (secret.length !== KEY_BYTES) {
