@@ -113,13 +113,8 @@ function planWorker(
   role: string,
   path: string,
 ): void {
-  const { declaration, routes, warrenNames } = planning;
-  const retry = retryFor(declaration, worker.retry, path);
-  const served = topologies(worker, { prefix: declaration.prefix, retry }, path);
-  for (const name of served.flatMap(namesOf)) warrenNames.add(name);
-  for (const { modelType, scope } of pairs(worker)) {
-    record(routes.served, modelType, scope, worker.user);
-  }
+  const retry = retryFor(planning.declaration, worker.retry, path);
+  const served = planEntry(planning, worker, { retry }, planning.routes.served, path);
   grantWorker(accountOf(planning, worker.user, role).grants, served);
 }
 
@@ -129,13 +124,26 @@ function planProducer(
   role: string,
   path: string,
 ): void {
-  const { declaration, routes, warrenNames } = planning;
-  const published = topologies(producer, { prefix: declaration.prefix }, path);
-  for (const name of published.flatMap(namesOf)) warrenNames.add(name);
-  for (const { modelType, scope } of pairs(producer)) {
-    record(routes.published, modelType, scope, producer.user);
-  }
+  const published = planEntry(planning, producer, {}, planning.routes.published, path);
   grantProducer(accountOf(planning, producer.user, role).grants, published, producer.replyQueues);
+}
+
+/**
+ * What a worker and a producer entry share: the topologies of its model types and scopes, whose
+ * names no reader's queue may take, and the routes it serves or publishes to, under its user.
+ */
+function planEntry(
+  planning: Planning,
+  entry: { user: string; modelTypes: string[]; scopes: string[] },
+  options: Omit<TopologyOptions, 'prefix'>,
+  routes: Routes['served'],
+  path: string,
+): ServedTopology[] {
+  const { declaration, warrenNames } = planning;
+  const planned = topologies(entry, { prefix: declaration.prefix, ...options }, path);
+  for (const name of planned.flatMap(namesOf)) warrenNames.add(name);
+  for (const { modelType, scope } of pairs(entry)) record(routes, modelType, scope, entry.user);
+  return planned;
 }
 
 function planReader(
