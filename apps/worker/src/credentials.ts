@@ -45,8 +45,7 @@ export async function openBrokerCredentials(
   try {
     last = await source.read();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`config.broker.credentials: ${reason}`, { cause: error });
+    throw new ConfigError(`config.broker.credentials: ${describeThrown(error)}`, { cause: error });
   }
   logger.info({ source: source.description, username: last.username }, 'broker credentials read');
   return new WorkerCredentials(source, last, logger, onOtherUser);

@@ -1,4 +1,4 @@
-import type { ConfigError } from '@warren/core';
+import { type ConfigError, describeThrown } from '@warren/core';
 import { type Credentials, sameCredentials } from './credentials.ts';
 
 /** Told what a watched source holds. */
@@ -60,9 +60,7 @@ export class ChangeCheck {
     this.#check()
       .catch((error: unknown) => {
         // A listener threw: its own fault, never a reason to take the process down.
-        process.emitWarning(
-          `credential source listener threw: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        process.emitWarning(`credential source listener threw: ${describeThrown(error)}`);
       })
       .finally(() => {
         this.#running = false;

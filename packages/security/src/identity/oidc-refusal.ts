@@ -1,4 +1,4 @@
-import { type IdentityRefusal, IdentityRefusedError } from '@warren/core';
+import { describeThrown, type IdentityRefusal, IdentityRefusedError } from '@warren/core';
 import { decodeProtectedHeader, errors, type JWTPayload } from 'jose';
 import { quote } from './identity.ts';
 
@@ -49,7 +49,7 @@ export function refusalOf(
     return refuse('malformed', `not a well-formed JWT: ${error.message}`);
   }
   // What is left is the key's fault: an RSA key under 2048 bits, a key of the wrong type.
-  const message = error instanceof Error ? error.message : String(error);
+  const message = describeThrown(error);
   return refuse('bad-signature', `the key cannot verify it: ${message}`, error);
 }
 
