@@ -4,7 +4,7 @@ import { addToBatch, EMPTY_BATCH, type PendingBatch } from './batcher.ts';
 import type { Timer } from './clock.ts';
 import { inOneEvent, subscribe, unsubscribe } from './consumer-subscription.ts';
 import type { BatchOptions } from './handler.ts';
-import { type JobObserver, type JobOutput, runJob } from './job-run.ts';
+import { abandonedOutput, type JobObserver, type JobOutput, runJob } from './job-run.ts';
 import { giveBack } from './job-settle.ts';
 import type { JobDeps, JobOutcome } from './job-steps.ts';
 import type { PrefetchController } from './prefetch-controller.ts';
@@ -129,15 +129,7 @@ function startJob(jobId: string, deliveries: readonly Delivery[], context: Consu
       // second settle of one is ignored) and reports, or a drain would wait for it in vain.
       for (const delivery of deliveries)
         context.env.jobDeps.transport.nack(delivery, { requeue: true });
-      context.env.reportJob({
-        jobId,
-        outcomes: deliveries.map((delivery) => ({
-          messageId: delivery.properties.messageId,
-          outcome: 'requeued',
-        })),
-        handleMs: undefined,
-        fault: error,
-      });
+      context.env.reportJob(abandonedOutput(jobId, deliveries, error));
     },
   );
 }

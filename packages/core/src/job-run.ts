@@ -115,6 +115,15 @@ async function runSteps(
   return outputOf(jobId, items, error);
 }
 
+/** The output of a job whose steps could not run at all: each delivery requeued, `error` its fault. */
+export function abandonedOutput(
+  jobId: string,
+  deliveries: readonly Delivery[],
+  error: unknown,
+): JobOutput {
+  return outputOf(jobId, toItems(deliveries, 0), error);
+}
+
 function outputOf(jobId: string, items: readonly JobItem[], error: unknown): JobOutput {
   const outcomes = items.map((item) => ({
     messageId: item.delivery.properties.messageId,
