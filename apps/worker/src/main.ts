@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     const made = createWorkerLogger({ level: config.log.level });
     repeats = made.repeats;
     // Before the worker, so that its first jobs are traced and counted.
-    telemetry = startTelemetry({
+    telemetry = await startTelemetry({
       logger: made.logger,
       serviceName: 'warren-worker',
       prometheus: config.health.port !== undefined,

@@ -8,15 +8,16 @@ import {
   MemoryDedupeStore,
   type Transport,
 } from '@warren/core';
-import { LocalInference, RemoteInference } from '@warren/inference';
-import { RedisDedupeStore } from '@warren/redis';
+import { LocalInference } from '@warren/inference/local-inference';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { openBrokerCredentials } from './credentials.ts';
 import { auditOtherUser, auditRotations } from './credentials-audit.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
 
-// What a worker is made of, built from its config: plugins, transport, inference, dedupe.
+// What a worker is made of, built from its config: plugins, transport, inference, dedupe. What
+// only some configs use (the Redis client, the remote inference client) is imported when one
+// does: a worker that does not use them does not hold their code in memory.
 
 /** Where environment variables are read from. */
 export type Environment = Record<string, string | undefined>;
@@ -38,16 +39,17 @@ export async function loadHandlers(config: WorkerConfig): Promise<LoadedHandler[
   return loaded;
 }
 
-export function createDedupe(
+export async function createDedupe(
   config: WorkerConfig,
   env: Record<string, string | undefined>,
   injected: DedupeStore | undefined,
-): DedupeOptions | undefined {
+): Promise<DedupeOptions | undefined> {
   const { store, redisUrlEnv, leaseMs, ttlMs } = config.dedupe;
   if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
   if (store === 'none') return undefined;
   if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
-  const url = env[redisUrlEnv] ?? 'redis://127.0.0.1:6379';
+  const { DEFAULT_REDIS_URL, RedisDedupeStore } = await import('@warren/redis');
+  const url = env[redisUrlEnv] ?? DEFAULT_REDIS_URL;
   return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
 }
 
@@ -83,11 +85,11 @@ export async function createTransport(
   return transport;
 }
 
-export function createInference(
+export async function createInference(
   config: WorkerConfig,
   env: Environment,
   logger: Logger,
-): InferenceClient {
+): Promise<InferenceClient> {
   const { use, local, remote } = config.inference;
   if (use === 'remote') {
     const accessToken =
@@ -97,6 +99,7 @@ export function createInference(
         `config.inference.remote.accessTokenEnv: expected environment variable ${remote.accessTokenEnv} to be set, found it unset`,
       );
     }
+    const { RemoteInference } = await import('@warren/inference/remote-inference');
     return new RemoteInference({
       logger,
       ...(remote.endpointUrl === undefined ? {} : { endpointUrl: remote.endpointUrl }),

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, describeThrown } from '@warren/core';
-import { DEFAULT_REDIS_URL, RedisReplayGuard } from '@warren/redis';
 import {
   AesGcmDecryptor,
   EncryptionKeySet,
@@ -19,15 +18,16 @@ export type WorkerReplayGuard = ReplayGuard & { close?(): Promise<void> };
  * at `dedupe.redisUrlEnv`, shared by the fleet. Undefined when signing is not configured. A Redis
  * guard connects on its first use; the worker closes it when it stops.
  */
-export function createReplayGuard(
+export async function createReplayGuard(
   config: WorkerConfig,
   env: Record<string, string | undefined>,
-): WorkerReplayGuard | undefined {
+): Promise<WorkerReplayGuard | undefined> {
   const signing = config.security.signing;
   if (signing === undefined) return undefined;
   if (signing.replayStore === 'memory') {
     return new MemoryReplayGuard({ maxEntries: signing.replayMaxEntries });
   }
+  const { DEFAULT_REDIS_URL, RedisReplayGuard } = await import('@warren/redis');
   return new RedisReplayGuard({ url: env[config.dedupe.redisUrlEnv] ?? DEFAULT_REDIS_URL });
 }
 

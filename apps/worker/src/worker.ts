@@ -11,7 +11,7 @@ import {
   Supervisor,
   type Transport,
 } from '@warren/core';
-import { LocalInference } from '@warren/inference';
+import { LocalInference } from '@warren/inference/local-inference';
 import type { PrometheusMetrics } from '@warren/telemetry';
 import type { Logger } from 'pino';
 import { openAuditLog } from './audit.ts';
@@ -155,7 +155,7 @@ export class Worker {
     const env = options.env ?? process.env;
     const loaded = await loadHandlers(config);
 
-    const inference = options.inference ?? createInference(config, env, logger);
+    const inference = options.inference ?? (await createInference(config, env, logger));
     // Its model threads must end for the process to exit cleanly.
     const ownInference =
       options.inference === undefined && inference instanceof LocalInference
@@ -165,10 +165,10 @@ export class Worker {
     const audit = openAuditLog(config, logger);
     const transport = options.transport ?? (await createTransport(config, env, logger, audit));
     const relay = relayFor(config, transport);
-    const replayGuard = createReplayGuard(config, env);
+    const replayGuard = await createReplayGuard(config, env);
     const verifier = await createVerifier(config, env, relay.trusted, replayGuard);
     const decryptor = await createDecryptor(config, env);
-    const dedupe = createDedupe(config, env, options.dedupeStore);
+    const dedupe = await createDedupe(config, env, options.dedupeStore);
     // A store the caller passed in may be shared with other workers: the caller closes it.
     const ownStore = options.dedupeStore === undefined ? dedupe?.store : undefined;
 

@@ -153,7 +153,7 @@ describe('trace ids in log lines', () => {
   it('puts trace_id, span_id and trace_flags of the active span on every line written inside it, children included', async () => {
     receiver = await OtlpReceiver.start();
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     const { logger, lines, repeats } = capture({ clock: new FakeClock() });
     const handlerLogger = logger.child({ handler: 'echo' });
 

@@ -32,7 +32,7 @@ async function workerVerifier(replayStore: 'memory' | 'redis') {
     process.cwd(),
   );
   const env = { TEST_REDIS_URL: REDIS_URL, TEST_SIGNING_KEYS: KEYS };
-  const guard = createReplayGuard(config, env)!;
+  const guard = (await createReplayGuard(config, env))!;
   guards.push(guard);
   return (await createVerifier(config, env, [], guard))!;
 }
@@ -99,7 +99,7 @@ describe('the replay store', () => {
     );
     // Port 1 on loopback: nothing listens there.
     const env = { REDIS_URL: 'redis://127.0.0.1:1', TEST_SIGNING_KEYS: KEYS };
-    const guard = createReplayGuard(config, env)!;
+    const guard = (await createReplayGuard(config, env))!;
     guards.push(guard);
     const verifier = (await createVerifier(config, env, [], guard))!;
 

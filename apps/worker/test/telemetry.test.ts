@@ -113,7 +113,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
   }
 
   it('serves /metrics on the health port as Prometheus text, with a counter moving as the API adds to it', async () => {
-    telemetry = startTelemetry({ prometheus: true, serviceName: 'warren-worker' });
+    telemetry = await startTelemetry({ prometheus: true, serviceName: 'warren-worker' });
     const { base } = await startWorker();
     const counter = metrics.getMeter('worker-test').createCounter('warren.test.scrapes', {
       description: 'Moved by the test',
@@ -141,7 +141,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
   });
 
   it("shows core's job counters on /metrics once a job has run", async () => {
-    telemetry = startTelemetry({ prometheus: true });
+    telemetry = await startTelemetry({ prometheus: true });
     const { base, echo } = await startWorker();
 
     await echo('counted');
@@ -151,7 +151,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
   });
 
   it('counts jobs on /metrics by outcome as they succeed, retry and dead-letter', async () => {
-    telemetry = startTelemetry({ prometheus: true });
+    telemetry = await startTelemetry({ prometheus: true });
     const { base, echo, publisher, worker } = await startWorker({
       retry: { maxAttempts: 2, initialDelayMs: 50 },
     });
@@ -222,7 +222,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
   });
 
   it('answers /metrics with 404 when the worker was given no metrics', async () => {
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     const { base } = await startWorker({ metrics: false });
     expect((await fetch(`${base}/metrics`)).status).toBe(404);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
@@ -232,7 +232,7 @@ describe('telemetry of a running worker on RabbitMQ', () => {
     const receiver = await OtlpReceiver.start();
     closeLast.push(() => receiver.close());
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry({ serviceName: 'warren-worker' });
+    telemetry = await startTelemetry({ serviceName: 'warren-worker' });
     // At debug level the job's steps are logged from inside it.
     const { echo, lines } = await startWorker({ level: 'debug' });
 

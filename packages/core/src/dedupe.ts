@@ -38,11 +38,15 @@ export interface MemoryDedupeStoreOptions {
 /** The number of ids a {@link MemoryDedupeStore} keeps unless told otherwise. */
 export const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 
-interface Entry {
-  state: 'running' | 'done';
-  /** Clock time (epoch ms) from which the entry no longer counts. */
-  expiresAt: number;
-}
+/**
+ * One id's state in a number, so that an entry costs the map slot and its key and nothing more
+ * (an object per id would add about 40 bytes, kept for as long as the id is): the clock time
+ * (epoch ms, above 0) from which the entry no longer counts, negated while the job is running.
+ */
+type Entry = number;
+
+const RUNNING = -1;
+const DONE = 1;
 
 /**
  * A {@link DedupeStore} in this process's memory: it deduplicates only among the consumers of one
@@ -77,23 +81,22 @@ export class MemoryDedupeStore implements DedupeStore {
     assertDuration('leaseMs', leaseMs);
 
     const entry = this.#live(messageId);
-    if (entry?.state === 'done') return 'done';
-    if (entry?.state === 'running') return 'in-progress';
+    if (entry !== undefined) return entry > 0 ? 'done' : 'in-progress';
 
-    this.#write(messageId, 'running', leaseMs);
+    this.#write(messageId, RUNNING, leaseMs);
     return 'claimed';
   }
 
   async complete(messageId: string, ttlMs: number): Promise<void> {
     this.#assertOpen('complete');
     assertDuration('ttlMs', ttlMs);
-    this.#write(messageId, 'done', ttlMs);
+    this.#write(messageId, DONE, ttlMs);
   }
 
   async release(messageId: string): Promise<void> {
     this.#assertOpen('release');
     // Only a claim is given up: a late release must not make a done job runnable again.
-    if (this.#live(messageId)?.state === 'running') this.#entries.delete(messageId);
+    if ((this.#live(messageId) ?? 0) < 0) this.#entries.delete(messageId);
   }
 
   async close(): Promise<void> {
@@ -105,16 +108,16 @@ export class MemoryDedupeStore implements DedupeStore {
   #live(messageId: string): Entry | undefined {
     const entry = this.#entries.get(messageId);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt > this.#clock.now()) return entry;
+    if (Math.abs(entry) > this.#clock.now()) return entry;
 
     this.#entries.delete(messageId);
     return undefined;
   }
 
-  #write(messageId: string, state: Entry['state'], durationMs: number): void {
+  #write(messageId: string, state: typeof RUNNING | typeof DONE, durationMs: number): void {
     // Deleting first moves the id to the end of the map's order, which is its write order.
     this.#entries.delete(messageId);
-    this.#entries.set(messageId, { state, expiresAt: this.#clock.now() + durationMs });
+    this.#entries.set(messageId, state * (this.#clock.now() + durationMs));
     if (this.#entries.size <= this.#maxEntries) return;
     for (const oldest of this.#entries.keys()) {
       if (this.#entries.size <= this.#maxEntries) break;

@@ -6,6 +6,7 @@ import {
   type TextMapSetter,
   trace,
 } from '@opentelemetry/api';
+import { IllegalStateError } from '@warren/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startTelemetry, type Telemetry } from '../src/index.ts';
 import { OtlpReceiver } from './otlp-receiver.ts';
@@ -46,7 +47,7 @@ describe('export to an OTLP/HTTP receiver', () => {
 
   it('sends spans made through the API as protobuf to /v1/traces under the base endpoint, with the service name', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry({ serviceName: 'warren-worker' });
+    telemetry = await startTelemetry({ serviceName: 'warren-worker' });
     expect(telemetry.tracing).toBe(true);
 
     const { traceId, parentId } = makeSpans();
@@ -73,7 +74,7 @@ describe('export to an OTLP/HTTP receiver', () => {
     vi.stubEnv('OTEL_RESOURCE_ATTRIBUTES', 'deployment.environment.name=test,team=ml');
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', `${receiver.url}/`);
     vi.stubEnv('OTEL_EXPORTER_OTLP_PROTOCOL', 'http/json');
-    telemetry = startTelemetry({ serviceName: 'warren-worker' });
+    telemetry = await startTelemetry({ serviceName: 'warren-worker' });
 
     makeSpans();
     await telemetry.forceFlush();
@@ -96,7 +97,7 @@ describe('export to an OTLP/HTTP receiver', () => {
 
   it('uses a per-signal endpoint as given, and exports metrics only where a metrics endpoint is set', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', `${receiver.url}/collector/spans`);
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     expect(telemetry.settings.metrics.exporters).toEqual([]);
     expect(telemetry.metering).toBe(false);
 
@@ -111,7 +112,7 @@ describe('export to an OTLP/HTTP receiver', () => {
   it('exports metrics over OTLP with the resource, and a counter made through the API arrives with its value', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
     vi.stubEnv('OTEL_TRACES_EXPORTER', 'none');
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     expect(telemetry.tracing).toBe(false);
     expect(telemetry.metering).toBe(true);
 
@@ -133,7 +134,7 @@ describe('export to an OTLP/HTTP receiver', () => {
   it('flushes spans still buffered when it shuts down, and unregisters from the API', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
     vi.stubEnv('OTEL_BSP_SCHEDULE_DELAY', '60000');
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     makeSpans();
     expect(receiver.requests).toHaveLength(0);
 
@@ -144,13 +145,22 @@ describe('export to an OTLP/HTTP receiver', () => {
     expect(after.isRecording()).toBe(false);
     after.end();
     // A second start is allowed once the first has shut down.
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
+  });
+
+  it('refuses a second start while one runs, also one made while the first is loading the SDK', async () => {
+    vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
+    const first = startTelemetry();
+    await expect(startTelemetry()).rejects.toThrow(IllegalStateError);
+    telemetry = await first;
+    expect(telemetry.tracing).toBe(true);
+    await expect(startTelemetry()).rejects.toThrow('telemetry is already started');
   });
 
   it('honours OTEL_TRACES_SAMPLER: always_off records and sends nothing', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
     vi.stubEnv('OTEL_TRACES_SAMPLER', 'always_off');
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     makeSpans();
     await telemetry.forceFlush();
     expect(receiver.spans()).toEqual([]);
@@ -158,7 +168,7 @@ describe('export to an OTLP/HTTP receiver', () => {
 
   it('registers W3C trace context and baggage propagators with tracing', async () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     const tracer = trace.getTracer('export-test');
     const headers: Record<string, string> = {};
     const baggage = propagation.createBaggage({ tenant: { value: 't1' } });
@@ -183,7 +193,7 @@ describe('export to an OTLP/HTTP receiver', () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', closed.url.replace('//', '//user:s3cret@'));
     vi.stubEnv('OTEL_EXPORTER_OTLP_TIMEOUT', '500');
     vi.stubEnv('OTEL_BSP_SCHEDULE_DELAY', '20');
-    telemetry = startTelemetry({ logger });
+    telemetry = await startTelemetry({ logger });
 
     makeSpans();
     await waitFor(
@@ -225,7 +235,7 @@ describe('with no exporter configured', () => {
     const receiver = await OtlpReceiver.start(4318).catch(() => OtlpReceiver.start());
     const logger = recordingLogger();
     try {
-      telemetry = startTelemetry({ logger });
+      telemetry = await startTelemetry({ logger });
       expect(telemetry).toMatchObject({ tracing: false, metering: false, prometheus: undefined });
 
       const tracer = trace.getTracer('export-test');
@@ -261,7 +271,7 @@ describe('with no exporter configured', () => {
       vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
       vi.stubEnv('OTEL_TRACES_EXPORTER', 'otlp');
       vi.stubEnv('OTEL_METRICS_EXPORTER', 'otlp,prometheus');
-      telemetry = startTelemetry({ prometheus: true });
+      telemetry = await startTelemetry({ prometheus: true });
       expect(telemetry).toMatchObject({ tracing: false, metering: false, prometheus: undefined });
 
       makeSpans();

@@ -20,7 +20,7 @@ describe('traceLogFields', () => {
   it('gives the active span ids and flags inside a span, across awaits, and nothing outside', async () => {
     receiver = await OtlpReceiver.start();
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     const tracer = trace.getTracer('log-test');
 
     expect(traceLogFields()).toEqual({});
@@ -41,7 +41,7 @@ describe('traceLogFields', () => {
   it('gives the ids of an extracted, unsampled parent made active, as flags 00, in a fresh object each time', async () => {
     receiver = await OtlpReceiver.start();
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     const remote = trace.wrapSpanContext({
       traceId: '0af7651916cd43dd8448eb211c80319c',
       spanId: 'b7ad6b7169203331',
@@ -62,8 +62,8 @@ describe('traceLogFields', () => {
     });
   });
 
-  it('gives nothing when tracing is off, inside a span or not', () => {
-    telemetry = startTelemetry();
+  it('gives nothing when tracing is off, inside a span or not', async () => {
+    telemetry = await startTelemetry();
     expect(telemetry.tracing).toBe(false);
     trace.getTracer('log-test').startActiveSpan('job', (span) => {
       expect(traceLogFields()).toEqual({});

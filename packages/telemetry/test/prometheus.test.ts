@@ -17,7 +17,7 @@ describe('Prometheus text', () => {
 
   it('keeps metrics for a scrape when asked, without tracing, exporting or listening anywhere', async () => {
     const logger = recordingLogger();
-    telemetry = startTelemetry({ prometheus: true, serviceName: 'warren-worker', logger });
+    telemetry = await startTelemetry({ prometheus: true, serviceName: 'warren-worker', logger });
     expect(telemetry).toMatchObject({ tracing: false, metering: true });
     expect(telemetry.prometheus?.contentType).toBe(PROMETHEUS_CONTENT_TYPE);
     expect(trace.getTracer('prometheus-test').startSpan('unseen').isRecording()).toBe(false);
@@ -49,12 +49,12 @@ describe('Prometheus text', () => {
 
   it('is also turned on by OTEL_METRICS_EXPORTER=prometheus', async () => {
     vi.stubEnv('OTEL_METRICS_EXPORTER', 'prometheus');
-    telemetry = startTelemetry();
+    telemetry = await startTelemetry();
     expect(telemetry.prometheus).toBeDefined();
   });
 
-  it('is off without the option or the variable', () => {
-    telemetry = startTelemetry();
+  it('is off without the option or the variable', async () => {
+    telemetry = await startTelemetry();
     expect(telemetry.prometheus).toBeUndefined();
   });
 });
