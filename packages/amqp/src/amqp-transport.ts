@@ -20,10 +20,10 @@ import { ChannelConsumer, type Outcome } from './channel-consumer.ts';
 import { closeQuietly } from './closing.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
 import { ConnectionEvents } from './connection-events.ts';
-import type { Receipt } from './consumer-channel.ts';
 import { CredentialRotation, RotationFailure } from './credential-rotation.ts';
 import type { CredentialsProvider } from './credentials.ts';
 import { declareTopology } from './declare.ts';
+import { AmqpDelivery } from './delivery.ts';
 import { Dialer } from './dialer.ts';
 import { type AmqpTransportOptions, resolveOptions } from './options.ts';
 import { toPublishOptions } from './properties.ts';
@@ -76,7 +76,6 @@ export class AmqpTransport implements Transport {
   readonly #consumers = new Set<ChannelConsumer>();
   /** Every topology declared, by work queue, to declare again after a reconnect. */
   readonly #topologies = new Map<string, QueueTopology>();
-  readonly #receipts = new WeakMap<Delivery, Receipt>();
   readonly #events: ConnectionEvents;
   #state: TransportState = 'idle';
   #connecting: Promise<void> | undefined;
@@ -214,7 +213,7 @@ export class AmqpTransport implements Transport {
         prefetch: options.prefetch,
         onDelivery,
         onCancel: options.onCancel,
-        receipts: this.#receipts,
+        owner: this,
         logger: this.#logger,
         fields: this.#fields,
         onClosed: (closed) => this.#consumers.delete(closed),
@@ -583,8 +582,8 @@ export class AmqpTransport implements Transport {
   }
 
   #settle(delivery: Delivery, outcome: Outcome): void {
-    const receipt = this.#receipts.get(delivery);
-    if (receipt === undefined) {
+    const receipt = AmqpDelivery.receiptOf(delivery);
+    if (receipt === undefined || receipt.consumer.owner !== this) {
       const fields = { ...this.#fields, queue: delivery.queue, deliveryTag: delivery.deliveryTag };
       this.#logger.debug(fields, 'settle ignored: delivery unknown to this transport');
       return;

@@ -3,6 +3,7 @@ import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { describeCause } from './cause.ts';
 import { closeQuietly } from './closing.ts';
 import { ConsumerChannel, type Receipt } from './consumer-channel.ts';
+import { AmqpDelivery } from './delivery.ts';
 import { OffWaiters } from './off-waiters.ts';
 import { fromAmqpProperties } from './properties.ts';
 import { RetiredChannels } from './retired-channels.ts';
@@ -15,8 +16,8 @@ export interface ChannelConsumerOptions {
   prefetch: number;
   onDelivery: (delivery: Delivery) => void;
   onCancel: CancelListener | undefined;
-  /** Where each delivery's receipt goes, so the transport can settle it on its channel. */
-  receipts: WeakMap<Delivery, Receipt>;
+  /** The transport the consumer belongs to: it settles only its own consumers' deliveries. */
+  owner: object;
   logger: LogSink;
   fields: object;
   /** Called once the consumer is over, for whatever reason. */
@@ -56,6 +57,11 @@ export class ChannelConsumer {
   #cancelNotified = false;
   #cancelling: Promise<void> | undefined;
   #resubscribing: Promise<void> | undefined;
+
+  /** The transport this consumer belongs to (see {@link ChannelConsumerOptions.owner}). */
+  get owner(): object {
+    return this.#options.owner;
+  }
 
   private constructor(options: ChannelConsumerOptions) {
     this.#options = options;
@@ -369,9 +375,8 @@ export class ChannelConsumer {
       else this.#onBrokerCancel();
       return;
     }
-    const delivery = this.#toDelivery(message);
     const receipt: Receipt = { consumer: this, line, message, settled: false, ackDue: false };
-    this.#options.receipts.set(delivery, receipt);
+    const delivery = this.#toDelivery(message, receipt);
     line.track(receipt);
     try {
       this.#options.onDelivery(delivery);
@@ -385,22 +390,25 @@ export class ChannelConsumer {
     }
   }
 
-  #toDelivery(message: ConsumeMessage): Delivery {
+  #toDelivery(message: ConsumeMessage, receipt: Receipt): Delivery {
     const { properties, dropped } = fromAmqpProperties(message.properties);
     const { fields } = message;
     if (dropped.length > 0) {
       const detail = { ...this.#fields, deliveryTag: fields.deliveryTag, headers: dropped };
       this.#options.logger.debug(detail, 'headers without a Warren form left out');
     }
-    return {
-      body: message.content,
-      properties,
-      exchange: fields.exchange,
-      routingKey: fields.routingKey,
-      redelivered: fields.redelivered,
-      deliveryTag: fields.deliveryTag,
-      queue: this.#options.queue,
-    };
+    return new AmqpDelivery(
+      {
+        body: message.content,
+        properties,
+        exchange: fields.exchange,
+        routingKey: fields.routingKey,
+        redelivered: fields.redelivered,
+        deliveryTag: fields.deliveryTag,
+        queue: this.#options.queue,
+      },
+      receipt,
+    );
   }
 
   #onBrokerCancel(): void {

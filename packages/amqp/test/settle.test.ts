@@ -153,6 +153,25 @@ describe('ack and nack', () => {
     expect(() => transport.ack(stranger)).not.toThrow();
     expect(() => transport.nack(stranger, { requeue: false })).not.toThrow();
   });
+
+  it("ignore another transport's delivery and a copy of one, and still settle the original", async () => {
+    const { transport, topology, deliveries } = await consuming(1, 5);
+    const other = await broker.transport();
+    await waitFor(() => deliveries.length === 1);
+    const delivery = deliveries[0]!;
+    const { frames } = spyOnSettles();
+
+    other.ack(delivery);
+    transport.ack({ ...delivery });
+    await nextTurn();
+    expect(frames()).toEqual([]);
+
+    transport.ack(delivery);
+    await nextTurn();
+    expect(frames()).toEqual([`ack ${delivery.deliveryTag}`]);
+    await transport.close();
+    expect(await numbersLeftIn(topology.queue)).toEqual([]);
+  });
 });
 
 describe('acks made in one turn', () => {

@@ -1,0 +1,37 @@
+import type { Delivery, MessageProperties } from '@warren/core';
+import type { Receipt } from './consumer-channel.ts';
+
+/**
+ * A delivery as this package hands it out, with the receipt its transport settles it by in a
+ * private field. Not in a `WeakMap` keyed by deliveries, as it was: V8's young-generation
+ * collector treats the values of a map whose table has been promoted as reachable, so each
+ * receipt and its message outlived its delivery until a full collection. A transport-only drain
+ * of 28,000 messages acked at once promoted 370–470 bytes per message with the map and 12–26
+ * without it (`--trace-gc-nvp` totals).
+ */
+export class AmqpDelivery implements Delivery {
+  readonly body: Buffer;
+  readonly properties: MessageProperties;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly deliveryTag: number;
+  readonly queue: string;
+  readonly #receipt: Receipt;
+
+  constructor(fields: Delivery, receipt: Receipt) {
+    this.body = fields.body;
+    this.properties = fields.properties;
+    this.exchange = fields.exchange;
+    this.routingKey = fields.routingKey;
+    this.redelivered = fields.redelivered;
+    this.deliveryTag = fields.deliveryTag;
+    this.queue = fields.queue;
+    this.#receipt = receipt;
+  }
+
+  /** The receipt of a delivery this package made; undefined for any other object. */
+  static receiptOf(delivery: Delivery): Receipt | undefined {
+    return #receipt in delivery ? (delivery as AmqpDelivery).#receipt : undefined;
+  }
+}
