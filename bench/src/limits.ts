@@ -149,7 +149,9 @@ function memoryLimit(report: BenchReport): string {
     `**4, memory:** the worker peaked at ${formatNumber(m.warren.peakRssMiB)} MiB without a ` +
       `model (the amqplib consumer process: ${formatNumber(m.plain.peakRssMiB)} MiB). It held ` +
       `${formatNumber(m.warren.startRssMiB)} MiB before its first job, against ` +
-      `${formatNumber(m.plain.startRssMiB)} MiB for the amqplib consumer (both under tsx).`,
+      `${formatNumber(m.plain.startRssMiB)} MiB for the amqplib consumer (both under tsx: a ` +
+      `process that runs nothing holds ${formatNumber(m.loader.nodeMiB)} MiB, ` +
+      `${formatNumber(m.loader.tsxMiB)} MiB once tsx's loader is registered).`,
   ];
   if (importMiB > 50) {
     parts.push(
@@ -185,10 +187,11 @@ function memoryLimit(report: BenchReport): string {
   parts.push(
     `Started with \`node ${m.flags.join(' ')}\`, the worker peaked at ` +
       `${formatNumber(tuned.peakRssMiB)} MiB and drained ${formatNumber(tuned.drained)} jobs in ` +
-      `the same ${m.seconds} s (${formatNumber(m.warren.drained)} with the defaults): V8 sizes ` +
-      "its heap's first collections from the heap limit, which by default follows the " +
-      "machine's memory, so on a large machine it lets garbage pile up before it collects. A " +
-      'container that limits memory should set the limit (docs/operating.md).',
+      `the same ${m.seconds} s (${formatNumber(m.warren.drained)} with the defaults): after each ` +
+      'full collection V8 lets the old generation grow to a multiple of what survived it before ' +
+      'the next, and allows a larger multiple under a larger heap limit, which by default ' +
+      "follows the machine's memory. A container that limits memory should set the limit " +
+      '(docs/operating.md).',
   );
   return parts.join(' ');
 }

@@ -58,6 +58,8 @@ export interface MemoryResult {
   plain: DrainMemory;
   /** RSS with the inference package imported, and the peak after loading and one batch. */
   model: { beforeMiB: number; peakMiB: number; costMiB: number };
+  /** RSS of a process that imports nothing: Node alone, and Node with tsx's loader registered. */
+  loader: { nodeMiB: number; tsxMiB: number };
   /** Live heap (after a forced collection) a running worker keeps per job handled. */
   heap: HeapGrowth;
 }
@@ -131,6 +133,13 @@ export async function measureMemory(
 
   const model = await measureModel(options);
   log(`  model: ${model.costMiB.toFixed(0)} MiB`);
+  const loader = {
+    nodeMiB: await emptyProcessRss([]),
+    tsxMiB: await emptyProcessRss(['--import', 'tsx']),
+  };
+  log(
+    `  empty process: ${loader.nodeMiB.toFixed(0)} MiB, with tsx ${loader.tsxMiB.toFixed(0)} MiB`,
+  );
   const heap: HeapGrowth = {
     jobs: options.heapJobs,
     bytesPerJob: {
@@ -151,8 +160,22 @@ export async function measureMemory(
     flags: WORKER_NODE_FLAGS,
     plain,
     model,
+    loader,
     heap,
   };
+}
+
+/** The RSS of a Node process started with `flags` that runs nothing, once it has settled. */
+async function emptyProcessRss(flags: string[]): Promise<number> {
+  const script =
+    'setTimeout(() => console.log(JSON.stringify({ rss: process.memoryUsage().rss })), 500)';
+  const { rss } = await runForJson<{ rss: number }>([
+    ...flags,
+    '--input-type=module',
+    '-e',
+    script,
+  ]);
+  return rss / 2 ** 20;
 }
 
 /**

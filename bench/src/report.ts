@@ -237,6 +237,11 @@ function measured(report: BenchReport): string {
           `before loading, peak ${formatNumber(memory.model.peakMiB)} MiB after), so a worker ` +
           `serving it would peak near ${formatNumber(total)} MiB.`,
         '',
+        `For scale, a Node process that runs nothing holds ${formatNumber(memory.loader.nodeMiB)} ` +
+          `MiB half a second after it starts, and ${formatNumber(memory.loader.tsxMiB)} MiB when ` +
+          'started with `--import tsx` (the worker binary registers tsx to compile its TypeScript ' +
+          'and plugins; the amqplib consumer runs under tsx too).',
+        '',
         'Live heap kept per job: a worker in a process of its own (`node --expose-gc`, same ' +
           `plugin and prefetch) drains ${formatNumber(memory.heap.jobs)} jobs to warm up, then ` +
           `${formatNumber(memory.heap.jobs)} more, and reads \`heapUsed\` after a forced ` +

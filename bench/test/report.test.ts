@@ -84,6 +84,7 @@ const REPORT: BenchReport = {
     flags: ['--max-old-space-size=512'],
     plain: { peakRssMiB: 90, startRssMiB: 86, endRssMiB: 88, drained: 100_000 },
     model: { beforeMiB: 255, peakMiB: 330, costMiB: 75 },
+    loader: { nodeMiB: 40, tsxMiB: 72 },
     heap: { jobs: 10_000, bytesPerJob: { memoryDedupe: 500, noDedupe: 350 } },
   },
   profile: {
@@ -162,6 +163,7 @@ describe('the bench report writers', () => {
     for (const row of summaryRows) expect(row.split('|')).toHaveLength(8);
     expect(markdown).toContain('**1, runtime:**');
     expect(markdown).toContain('**4, memory:**');
+    expect(markdown).toContain('a process that runs nothing holds 40 MiB, 72 MiB once tsx');
     expect(markdown).toContain('**5, event-loop delay:**');
     expect(markdown).not.toContain('**2 a/c');
     expect(markdown).not.toMatch(/NaN|undefined/);
