@@ -3,11 +3,10 @@ import type { Receipt } from './consumer-channel.ts';
 
 /**
  * A delivery as this package hands it out, with the receipt its transport settles it by in a
- * private field. Not in a `WeakMap` keyed by deliveries, as it was: V8's young-generation
- * collector treats the values of a map whose table has been promoted as reachable, so each
- * receipt and its message outlived its delivery until a full collection. A transport-only drain
- * of 28,000 messages acked at once promoted 370–470 bytes per message with the map and 12–26
- * without it (`--trace-gc-nvp` totals).
+ * private field. Not in a `WeakMap` keyed by deliveries, as it was: with the map, V8 promoted the
+ * receipts and their messages to the old generation, where they stayed until a full collection.
+ * A transport-only drain of 28,000 messages acked at once promoted 370–470 bytes per message with
+ * the map and 12–26 without it (`--trace-gc-nvp` totals).
  */
 export class AmqpDelivery implements Delivery {
   readonly body: Buffer;
