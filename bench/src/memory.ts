@@ -248,7 +248,10 @@ async function runForJson<T>(
     output += chunk.toString();
   });
   const [code] = await once(child, 'exit');
-  if (code !== 0) throw new Error(`node ${args.at(3) ?? args[0]} exited with ${code}`);
+  if (code !== 0) {
+    const what = args.find((arg) => arg.endsWith('.ts')) ?? args.join(' ');
+    throw new Error(`node ${what} exited with ${code}`);
+  }
   return JSON.parse(output.trim().split('\n').at(-1)!) as T;
 }
 

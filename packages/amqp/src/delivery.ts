@@ -31,6 +31,7 @@ export class AmqpDelivery implements Delivery {
 
   /** The receipt of a delivery this package made; undefined for any other object. */
   static receiptOf(delivery: Delivery): Receipt | undefined {
-    return #receipt in delivery ? (delivery as AmqpDelivery).#receipt : undefined;
+    const ours = typeof delivery === 'object' && delivery !== null && #receipt in delivery;
+    return ours ? (delivery as AmqpDelivery).#receipt : undefined;
   }
 }

@@ -53,8 +53,13 @@ let starting = false;
  * has not been shut down.
  */
 export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
-  if (current !== undefined || starting) {
+  if (current !== undefined) {
     throw new IllegalStateError('telemetry is already started; shut it down before starting again');
+  }
+  if (starting) {
+    throw new IllegalStateError(
+      'telemetry is being started by an earlier call; wait for it before starting again',
+    );
   }
   const logger = options.logger ?? silentLogSink;
   const settings = readTelemetrySettings();

@@ -152,6 +152,7 @@ describe('export to an OTLP/HTTP receiver', () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
     const first = startTelemetry();
     await expect(startTelemetry()).rejects.toThrow(IllegalStateError);
+    await expect(startTelemetry()).rejects.toThrow('being started by an earlier call');
     telemetry = await first;
     expect(telemetry.tracing).toBe(true);
     await expect(startTelemetry()).rejects.toThrow('telemetry is already started');
