@@ -372,6 +372,36 @@ describe.each([
     },
   );
 
+  it('retries a job while the dedupe store is out of reach, never running it, then dead-letters it', async () => {
+    const unreachable: DedupeStore = {
+      claim: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6390')),
+      complete: () => Promise.resolve(),
+      release: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const lab = await startLab({
+      dedupeStore: unreachable,
+      retry: { maxAttempts: 3, initialDelayMs: 30 },
+    });
+    const key = `storeless-${lab.prefix}`;
+
+    const messageId = await lab.publish({ key });
+    await waitFor(() => lab.deadLetters.length === 1, 'the dead letter');
+
+    expect(lab.deadLetters[0]!.properties.messageId).toBe(messageId);
+    expect(lab.deadLetters[0]!.properties.headers).toMatchObject({
+      [HEADERS.errorCode]: 'WARREN_DEDUPE_UNAVAILABLE',
+      [HEADERS.reason]: 'dedupe-unavailable',
+      [HEADERS.errorMessage]: 'dedupe store unavailable: connect ECONNREFUSED 127.0.0.1:6390',
+      [HEADERS.attempts]: 3,
+    });
+    expect(callsFor(key)).toHaveLength(0);
+    expect(lab.results).toHaveLength(0);
+    await waitFor(() => counts(lab).deadLettered === 1, 'the dead letter to be counted');
+    expect(counts(lab)).toMatchObject({ retried: 2, deadLettered: 1, deferred: 0 });
+    expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
+  });
+
   it('dead-letters each malformed body once, logs it once, and never requeues it', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const lab = await startLab({ logs });

@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'WARREN_CONSUMER_TIMEOUT',
   'WARREN_INPUT_TOO_LONG',
   'WARREN_INFERENCE_FAILED',
+  'WARREN_DEDUPE_UNAVAILABLE',
   'WARREN_MODEL_LOAD_FAILED',
   'WARREN_PUBLISH_FAILED',
   'WARREN_PUBLISH_BUFFER_FULL',
@@ -212,6 +213,16 @@ export class InferenceError extends WarrenError {
 }
 
 /** A model could not be loaded: a worker fault, not the message's. */
+/**
+ * The dedupe store could not be asked whether the job already ran (Redis unreachable, say). The
+ * job is not run, since it might duplicate a result, and is retried like a transient failure:
+ * with backoff, and dead-lettered after the last attempt rather than waiting for ever.
+ */
+export class DedupeUnavailableError extends WarrenError {
+  readonly code = 'WARREN_DEDUPE_UNAVAILABLE';
+  readonly fate = 'retry';
+}
+
 export class ModelLoadError extends WarrenError {
   readonly code = 'WARREN_MODEL_LOAD_FAILED';
   readonly fate = 'crash';

@@ -52,6 +52,7 @@ export {
   ConsumerTimeoutError,
   DeadlineExceededError,
   DecryptionRefusedError,
+  DedupeUnavailableError,
   describeThrown,
   ERROR_CODES,
   ForbiddenError,

@@ -1,5 +1,10 @@
 import type { JobEnvelope } from './envelope.ts';
-import { ConsumerTimeoutError, DeadlineExceededError } from './errors.ts';
+import {
+  ConsumerTimeoutError,
+  DeadlineExceededError,
+  DedupeUnavailableError,
+  describeThrown,
+} from './errors.ts';
 import type { JobDeps, JobItem } from './job-steps.ts';
 
 /**
@@ -81,9 +86,13 @@ async function claim(
     else if (state === 'in-progress') item.deferred = true;
     else item.claimed = true;
   } catch (error) {
-    // Without the store, running could duplicate a result: the job waits and tries again.
-    deps.logger.warn({ messageId, err: error }, 'dedupe store unavailable; job deferred');
-    item.deferred = true;
+    // Without the store, running could duplicate a result: the job is retried, not run, and
+    // dead-lettered after its last attempt if the store stays out of reach.
+    deps.logger.warn({ messageId, err: error }, 'dedupe store unavailable; job not run');
+    item.failure = new DedupeUnavailableError(
+      `dedupe store unavailable: ${describeThrown(error)}`,
+      { cause: error },
+    );
   }
   return item.claimed === true;
 }
