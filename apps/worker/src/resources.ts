@@ -44,13 +44,37 @@ export async function createDedupe(
   env: Record<string, string | undefined>,
   injected: DedupeStore | undefined,
 ): Promise<DedupeOptions | undefined> {
-  const { store, redisUrlEnv, leaseMs, ttlMs } = config.dedupe;
+  const { store, leaseMs, ttlMs } = config.dedupe;
   if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
   if (store === 'none') return undefined;
   if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
-  const { DEFAULT_REDIS_URL, RedisDedupeStore } = await import('@warren/redis');
-  const url = env[redisUrlEnv] ?? DEFAULT_REDIS_URL;
-  return { store: new RedisDedupeStore({ url }), leaseMs, ttlMs };
+  const { RedisDedupeStore } = await import('@warren/redis');
+  return {
+    store: withRedisUrl(config, env, (url) => new RedisDedupeStore({ url })),
+    leaseMs,
+    ttlMs,
+  };
+}
+
+/**
+ * Makes a Redis client with the URL in the variable `dedupe.redisUrlEnv` names (the library's
+ * default when it is unset); a URL it refuses is a config error that says where it came from.
+ */
+export function withRedisUrl<T>(
+  config: WorkerConfig,
+  env: Environment,
+  make: (url: string | undefined) => T,
+): T {
+  const name = config.dedupe.redisUrlEnv;
+  try {
+    return make(env[name]);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(
+      `environment variable ${name} (config.dedupe.redisUrlEnv): ${error.message}`,
+      { cause: error },
+    );
+  }
 }
 
 /**

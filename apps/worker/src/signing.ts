@@ -9,6 +9,7 @@ import {
   SignatureVerifier,
 } from '@warren/security';
 import type { WorkerConfig } from './config.ts';
+import { withRedisUrl } from './resources.ts';
 
 /** A replay guard, and how to let go of what it holds (a Redis connection) when the worker stops. */
 export type WorkerReplayGuard = ReplayGuard & { close?(): Promise<void> };
@@ -27,8 +28,8 @@ export async function createReplayGuard(
   if (signing.replayStore === 'memory') {
     return new MemoryReplayGuard({ maxEntries: signing.replayMaxEntries });
   }
-  const { DEFAULT_REDIS_URL, RedisReplayGuard } = await import('@warren/redis');
-  return new RedisReplayGuard({ url: env[config.dedupe.redisUrlEnv] ?? DEFAULT_REDIS_URL });
+  const { RedisReplayGuard } = await import('@warren/redis');
+  return withRedisUrl(config, env, (url) => new RedisReplayGuard({ url }));
 }
 
 /**

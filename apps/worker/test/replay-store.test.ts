@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { type Delivery, encodeJob, type Verdict } from '@warren/core';
+import { ConfigError, type Delivery, encodeJob, type Verdict } from '@warren/core';
 import { KeySet, signatureHeaders } from '@warren/security';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/index.ts';
+import { createDedupe } from '../src/resources.ts';
 import { createReplayGuard, createVerifier, type WorkerReplayGuard } from '../src/signing.ts';
 
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
@@ -106,5 +107,23 @@ describe('the replay store', () => {
     await expect(verifier.verify(signedDelivery())).rejects.toThrow(
       'Redis at redis://127.0.0.1:1: seen failed: cannot connect',
     );
+  });
+
+  it('names the variable a Redis URL came from when it refuses the URL, for the guard and the dedupe store', async () => {
+    const config = parseConfig(
+      {
+        handlers: [{ module: ECHO }],
+        dedupe: { store: 'redis', redisUrlEnv: 'TEST_REDIS_URL' },
+        security: { signing: { keysEnv: 'TEST_SIGNING_KEYS', replayStore: 'redis' } },
+      },
+      process.cwd(),
+    );
+    const env = { TEST_REDIS_URL: 'not a url', TEST_SIGNING_KEYS: KEYS };
+    const named =
+      'environment variable TEST_REDIS_URL (config.dedupe.redisUrlEnv): url: expected a redis:// ';
+
+    await expect(createReplayGuard(config, env)).rejects.toThrow(ConfigError);
+    await expect(createReplayGuard(config, env)).rejects.toThrow(named);
+    await expect(createDedupe(config, env, undefined)).rejects.toThrow(named);
   });
 });

@@ -1,4 +1,4 @@
-import type { DiagLogger } from '@opentelemetry/api';
+import { context, type DiagLogger, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { LogSink } from '@warren/core';
 
 /** The user and password part of any URL in a text (`scheme://user:secret@`). */
@@ -12,7 +12,9 @@ export function withoutUrlCredentials(text: string): string {
 /**
  * The SDK's own diagnostics (a failed export, a setting it could not read) as Warren log lines:
  * one fixed message, the SDK's words in `detail` with any URL credentials taken out, and the
- * first error it passed as `err`. Other arguments are dropped: they may hold request data.
+ * first error it passed as `err`. Other arguments are dropped: they may hold request data. Each
+ * is written outside any span: an export runs on a timer set while some job's span was active,
+ * and its failure must not be logged under that job's trace id.
  */
 export function diagLogTo(logger: LogSink): DiagLogger {
   const write =
@@ -23,7 +25,7 @@ export function diagLogTo(logger: LogSink): DiagLogger {
         detail: withoutUrlCredentials(readable(String(message))),
         ...(err === undefined ? {} : { err }),
       };
-      logger[level](fields, 'opentelemetry diagnostic');
+      context.with(ROOT_CONTEXT, () => logger[level](fields, 'opentelemetry diagnostic'));
     };
   return {
     error: write('error'),

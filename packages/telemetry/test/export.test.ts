@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/api';
 import { IllegalStateError } from '@warren/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startTelemetry, type Telemetry } from '../src/index.ts';
+import { startTelemetry, type Telemetry, traceLogFields } from '../src/index.ts';
 import { OtlpReceiver } from './otlp-receiver.ts';
 import { clearOtelEnv, recordingLogger, waitFor } from './support.ts';
 
@@ -186,8 +186,15 @@ describe('export to an OTLP/HTTP receiver', () => {
     expect(propagation.getBaggage(extracted)?.getEntry('tenant')?.value).toBe('t1');
   });
 
-  it('logs a failed export through the given logger, without the credentials in the endpoint', async () => {
+  it("logs a failed export through the given logger, without the credentials in the endpoint or a job's trace", async () => {
     const logger = recordingLogger();
+    // The trace ids a log line would carry (the worker's logger adds them to every line).
+    const tracedAt: object[] = [];
+    const logError = logger.error;
+    logger.error = (fields, msg) => {
+      tracedAt.push(traceLogFields());
+      logError(fields, msg);
+    };
     const closed = await OtlpReceiver.start();
     await closed.close();
     // Nothing listens there any more.
@@ -205,6 +212,9 @@ describe('export to an OTLP/HTTP receiver', () => {
     expect(failure.level).toBe('error');
     expect(failure.fields.detail).toMatch(/^connect ECONNREFUSED 127.0.0.1:\d+$/);
     expect(JSON.stringify(logger.lines)).not.toContain('s3cret');
+    // The export ran on a timer set while a span was active: its failure is not that span's.
+    expect(tracedAt).not.toHaveLength(0);
+    for (const fields of tracedAt) expect(fields).toEqual({});
     expect(logger.lines[0]).toEqual({
       level: 'info',
       fields: {
