@@ -212,7 +212,6 @@ export class InferenceError extends WarrenError {
   readonly fate = 'retry';
 }
 
-/** A model could not be loaded: a worker fault, not the message's. */
 /**
  * The dedupe store could not be asked whether the job already ran (Redis unreachable, say). The
  * job is not run, since it might duplicate a result, and is retried like a transient failure:
@@ -223,6 +222,7 @@ export class DedupeUnavailableError extends WarrenError {
   readonly fate = 'retry';
 }
 
+/** A model could not be loaded: a worker fault, not the message's. */
 export class ModelLoadError extends WarrenError {
   readonly code = 'WARREN_MODEL_LOAD_FAILED';
   readonly fate = 'crash';
