@@ -14,7 +14,8 @@ export function withoutUrlCredentials(text: string): string {
  * one fixed message, the SDK's words in `detail` with any URL credentials taken out, and the
  * first error it passed as `err`. Other arguments are dropped: they may hold request data. Each
  * is written outside any span: an export runs on a timer set while some job's span was active,
- * and its failure must not be logged under that job's trace id.
+ * and its failure must not be logged under that job's trace id. (A warning the SDK raises inside
+ * a job's own span, an invalid attribute say, then goes without that job's trace id too.)
  */
 export function diagLogTo(logger: LogSink): DiagLogger {
   const write =
