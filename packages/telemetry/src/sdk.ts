@@ -48,9 +48,9 @@ import type { PropagatorName, SdkLogLevel, TelemetrySettings } from './settings.
 
 /** The providers one start registered with the API. */
 export interface SdkProviders {
-  tracerProvider?: NodeTracerProvider;
-  meterProvider?: MeterProvider;
-  prometheus?: PrometheusMetrics;
+  tracerProvider: NodeTracerProvider | undefined;
+  meterProvider: MeterProvider | undefined;
+  prometheus: PrometheusMetrics | undefined;
 }
 
 const DIAG_LEVELS: Record<SdkLogLevel, DiagLogLevel> = {
@@ -80,16 +80,12 @@ export function startSdk(
   const resource = resourceFor(serviceName);
   const tracerProvider = startTracing(settings, resource);
   const { meterProvider, prometheus } = startMetering(settings, resource, wantPrometheus, logger);
-  return {
-    ...(tracerProvider === undefined ? {} : { tracerProvider }),
-    ...(meterProvider === undefined ? {} : { meterProvider }),
-    ...(prometheus === undefined ? {} : { prometheus }),
-  };
+  return { tracerProvider, meterProvider, prometheus };
 }
 
 /** Flushes and shuts the providers down, then takes everything back from the API. */
 export async function stopSdk(
-  providers: { tracerProvider?: NodeTracerProvider; meterProvider?: MeterProvider },
+  providers: SdkProviders,
   logger: LogSink,
   timeoutMs = 10_000,
 ): Promise<void> {

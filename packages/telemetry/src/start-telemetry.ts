@@ -74,12 +74,11 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
   }
 
   starting = true;
+  let sdk: typeof import('./sdk.ts');
   let started: SdkProviders;
-  let stopSdk: typeof import('./sdk.ts').stopSdk;
   try {
-    const sdk = await import('./sdk.ts');
+    sdk = await import('./sdk.ts');
     started = sdk.startSdk(settings, options.serviceName, wantPrometheus, logger);
-    stopSdk = sdk.stopSdk;
   } finally {
     starting = false;
   }
@@ -96,7 +95,7 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
       await Promise.all([tracerProvider?.forceFlush(), meterProvider?.forceFlush()]);
     },
     shutdown() {
-      stopping ??= stopSdk(started, logger, options.shutdownTimeoutMs).then(() => {
+      stopping ??= sdk.stopSdk(started, logger, options.shutdownTimeoutMs).then(() => {
         current = undefined;
       });
       return stopping;
