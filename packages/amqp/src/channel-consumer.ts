@@ -397,18 +397,7 @@ export class ChannelConsumer {
       const detail = { ...this.#fields, deliveryTag: fields.deliveryTag, headers: dropped };
       this.#options.logger.debug(detail, 'headers without a Warren form left out');
     }
-    return new AmqpDelivery(
-      {
-        body: message.content,
-        properties,
-        exchange: fields.exchange,
-        routingKey: fields.routingKey,
-        redelivered: fields.redelivered,
-        deliveryTag: fields.deliveryTag,
-        queue: this.#options.queue,
-      },
-      receipt,
-    );
+    return new AmqpDelivery(message, properties, this.#options.queue, receipt);
   }
 
   #onBrokerCancel(): void {

@@ -1,4 +1,5 @@
 import type { Delivery, MessageProperties } from '@warren/core';
+import type { ConsumeMessage } from 'amqplib';
 import type { Receipt } from './consumer-channel.ts';
 
 /**
@@ -18,14 +19,21 @@ export class AmqpDelivery implements Delivery {
   readonly queue: string;
   readonly #receipt: Receipt;
 
-  constructor(fields: Delivery, receipt: Receipt) {
-    this.body = fields.body;
-    this.properties = fields.properties;
+  /** `properties` are the message's, already in Warren's form (see properties.ts). */
+  constructor(
+    message: ConsumeMessage,
+    properties: MessageProperties,
+    queue: string,
+    receipt: Receipt,
+  ) {
+    const { fields } = message;
+    this.body = message.content;
+    this.properties = properties;
     this.exchange = fields.exchange;
     this.routingKey = fields.routingKey;
     this.redelivered = fields.redelivered;
     this.deliveryTag = fields.deliveryTag;
-    this.queue = fields.queue;
+    this.queue = queue;
     this.#receipt = receipt;
   }
 
