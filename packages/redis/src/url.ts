@@ -16,7 +16,15 @@ export function redactRedisUrl(url: string): string {
   return redactServiceUrl(url, PROTOCOLS, UNREADABLE);
 }
 
+/** A URL's path that names a database: none, or `/` and its number. */
+const DATABASE_PATH = /^\/?(\d+)?$/;
+
 /** What is wrong with `url` as a Redis URL, in words that never repeat its credentials. */
 export function redisUrlProblem(url: string): string | undefined {
-  return serviceUrlProblem(url, PROTOCOLS);
+  const problem = serviceUrlProblem(url, PROTOCOLS);
+  if (problem !== undefined) return problem;
+  // The client would send it as SELECT's argument, and on a refusal carry on in database 0.
+  const path = new URL(url).pathname;
+  if (!DATABASE_PATH.test(path)) return `the database ${JSON.stringify(path)}, not a number`;
+  return undefined;
 }

@@ -53,4 +53,18 @@ describe('RedisDedupeStore connection failures', () => {
       'url: expected a redis:// or rediss:// URL with a host, found text that is not a URL',
     );
   });
+
+  it('refuses a database that is not a number, and takes one that is', async () => {
+    expect(() => new RedisDedupeStore({ url: 'redis://u:s3cret@127.0.0.1:6379/abc' })).toThrow(
+      'url: expected a redis:// or rediss:// URL with a host, found the database "/abc", not a number',
+    );
+    for (const url of [
+      'redis://127.0.0.1:6379',
+      'redis://127.0.0.1:6379/',
+      'redis://127.0.0.1/3',
+    ]) {
+      // Made without connecting (the client connects on first use).
+      await new RedisDedupeStore({ url }).close();
+    }
+  });
 });
