@@ -104,7 +104,7 @@ export async function measureInference(
   const warren = async (batch: BatchSetting, loop: RunMonitor): Promise<number> => {
     await broker.fill(MODEL_TYPE, sentences.length, (i) => ({ text: sentences[i]! }), results);
     const setup = {
-      plugin: 'embed',
+      plugin: 'embed.ts',
       prefetch: options.prefetch,
       batch,
       modelPath: options.modelPath,

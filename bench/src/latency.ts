@@ -56,7 +56,7 @@ export async function measureLatency(
 
   const config = parseConfig(
     workerConfig(broker, {
-      plugin: 'embed',
+      plugin: 'embed.ts',
       prefetch: options.prefetch,
       batch: { maxSize: options.batchSize, maxWaitMs: options.maxWaitMs },
       modelPath: options.modelPath,

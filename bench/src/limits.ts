@@ -149,9 +149,10 @@ function memoryLimit(report: BenchReport): string {
     `**4, memory:** the worker peaked at ${formatNumber(m.warren.peakRssMiB)} MiB without a ` +
       `model (the amqplib consumer process: ${formatNumber(m.plain.peakRssMiB)} MiB). It held ` +
       `${formatNumber(m.warren.startRssMiB)} MiB before its first job, against ` +
-      `${formatNumber(m.plain.startRssMiB)} MiB for the amqplib consumer (both under tsx: a ` +
-      `process that runs nothing holds ${formatNumber(m.loader.nodeMiB)} MiB, ` +
-      `${formatNumber(m.loader.tsxMiB)} MiB once tsx's loader is registered).`,
+      `${formatNumber(m.plain.startRssMiB)} MiB for the amqplib consumer (both without a ` +
+      `TypeScript loader: a process that runs nothing holds ${formatNumber(m.loader.nodeMiB)} ` +
+      `MiB, ${formatNumber(m.loader.tsxMiB)} MiB once tsx's loader is registered, as it is for ` +
+      'a plugin written in TypeScript).',
   ];
   if (importMiB > 50) {
     parts.push(

@@ -90,7 +90,7 @@ export async function measureMemory(
 
   const configFile = join(tmpdir(), `${broker.prefix}-worker.json`);
   const config = workerConfig(broker, {
-    plugin: 'noop',
+    plugin: 'noop.js',
     prefetch: options.prefetch,
     modelPath: options.modelPath,
   });
@@ -123,9 +123,9 @@ export async function measureMemory(
   } finally {
     await rm(configFile, { force: true });
   }
-  const plainMain = fileURLToPath(new URL('./processes/plain-consumer-main.ts', import.meta.url));
+  const plainMain = fileURLToPath(new URL('./processes/plain-consumer-main.js', import.meta.url));
   const plain = await drain(
-    ['--import', 'tsx', plainMain, AMQP_URL, queue, String(options.prefetch)],
+    [plainMain, AMQP_URL, queue, String(options.prefetch)],
     'plain consumer',
   );
   await broker.purge(queue);

@@ -73,7 +73,7 @@ export async function measureOverhead(
   async function warren(best: boolean): Promise<DrainResult> {
     const run = await drainWithWarren(
       broker,
-      { plugin: 'noop', prefetch: options.prefetch, modelPath: options.modelPath },
+      { plugin: 'noop.js', prefetch: options.prefetch, modelPath: options.modelPath },
       options.jobs,
     );
     if (best && run.jobsPerSecond > warrenBest) {

@@ -53,7 +53,7 @@ export async function profileNoopDrain(
   let profile: CpuProfile;
   let jobsPerSecond: number;
   try {
-    const setup = { plugin: 'noop', prefetch: options.prefetch, modelPath: options.modelPath };
+    const setup = { plugin: 'noop.js', prefetch: options.prefetch, modelPath: options.modelPath };
     ({ jobsPerSecond } = await drainWithWarren(broker, setup, options.jobs));
   } finally {
     ({ profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile });

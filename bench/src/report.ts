@@ -111,7 +111,7 @@ function measured(report: BenchReport): string {
           `them with prefetch ${overhead.prefetch}, timed from before it subscribes to the last ` +
           'job settled. The queue is filled again before each drain. Warren runs in this process ' +
           '(`Worker.start`, transport connected and plugin imported beforehand) with a no-op ' +
-          'handler (`bench/plugins/noop.ts`, `results: reply-to-only`) and default worker ' +
+          'handler (`bench/plugins/noop.js`, `results: reply-to-only`) and default worker ' +
           'settings (concurrency 1, in-memory dedupe). Its baseline (the target compares with ' +
           'it) is a consumer written on amqplib that only acks. Then the same with jobs that ' +
           'name a reply-to queue: Warren publishes a confirmed result per job before it acks ' +
@@ -239,8 +239,9 @@ function measured(report: BenchReport): string {
         '',
         `For scale, a Node process that runs nothing holds ${formatNumber(memory.loader.nodeMiB)} ` +
           `MiB half a second after it starts, and ${formatNumber(memory.loader.tsxMiB)} MiB when ` +
-          'started with `--import tsx` (the worker binary registers tsx to compile its TypeScript ' +
-          'and plugins; the amqplib consumer runs under tsx too).',
+          'started with `--import tsx`. The worker binary runs compiled JavaScript (`dist/`, from ' +
+          '`pnpm build`) and the no-op plugin is JavaScript, so it runs without tsx, as does the ' +
+          'amqplib consumer; a plugin written in TypeScript has tsx registered when it is loaded.',
         '',
         'Live heap kept per job: a worker in a process of its own (`node --expose-gc`, same ' +
           `plugin and prefetch) drains ${formatNumber(memory.heap.jobs)} jobs to warm up, then ` +

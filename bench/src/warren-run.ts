@@ -4,9 +4,9 @@ import { loadHandler, parseConfig, Worker, workerConfigSchema } from '@warren/wo
 import { pino } from 'pino';
 import type { BenchBroker } from './broker.ts';
 
-/** A plugin in bench/plugins, by file name without `.ts`. */
-export function pluginPath(name: string): string {
-  return fileURLToPath(new URL(`../plugins/${name}.ts`, import.meta.url));
+/** A plugin in bench/plugins, by file name. */
+export function pluginPath(file: string): string {
+  return fileURLToPath(new URL(`../plugins/${file}`, import.meta.url));
 }
 
 /** How a worker's handler entry batches: `maxSize` 1 turns batching off. */
@@ -16,6 +16,7 @@ export interface BatchSetting {
 }
 
 export interface WorkerSetup {
+  /** File name in bench/plugins. */
   plugin: string;
   prefetch: number;
   concurrency?: number;

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The generator's sources are TypeScript; tsx compiles them on load.
-import { register } from 'tsx/esm/api';
+// Runs the compiled permissions generator (dist/, written by `pnpm build`).
+import { missingBuild } from './missing-build.js';
 
-register();
-await import('../src/permissions-cli.ts');
+await import('../dist/permissions-cli.js').catch(missingBuild);

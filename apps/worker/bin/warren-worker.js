@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The worker's sources are TypeScript; tsx compiles them (and plugin modules) on load.
-import { register } from 'tsx/esm/api';
+// Runs the compiled worker (dist/, written by `pnpm build`, which `pnpm install` runs). A plugin
+// written in TypeScript has tsx registered for it when it is loaded (src/plugins.ts).
+import { missingBuild } from './missing-build.js';
 
-register();
-await import('../src/main.ts');
+await import('../dist/main.js').catch(missingBuild);

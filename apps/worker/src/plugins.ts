@@ -19,6 +19,7 @@ export async function loadHandler(
   const url = specifier.startsWith('/') ? pathToFileURL(specifier).href : specifier;
   let module: Record<string, unknown>;
   try {
+    await typeScriptLoaderFor(url);
     module = (await import(url)) as Record<string, unknown>;
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
@@ -39,6 +40,34 @@ export async function loadHandler(
     );
   }
   return { handler, options: validateOptions(handler, index, options) };
+}
+
+/** A module file Node cannot load without a TypeScript loader. */
+const TYPESCRIPT_FILE = /\.[cm]?tsx?$/;
+
+/** Whether this module runs as TypeScript, i.e. under a loader that plugins can use too. */
+const RUNNING_SOURCES = TYPESCRIPT_FILE.test(import.meta.url);
+
+let typeScriptLoader: Promise<void> | undefined;
+
+/**
+ * The compiled worker (dist/) runs without a TypeScript loader, which costs memory (tsx's loader
+ * thread) that a JavaScript plugin does not need: it is registered when the first plugin written
+ * in TypeScript is loaded. A specifier that does not resolve is left for `import()` to report.
+ */
+async function typeScriptLoaderFor(url: string): Promise<void> {
+  if (RUNNING_SOURCES) return;
+  let resolved: string;
+  try {
+    resolved = import.meta.resolve(url);
+  } catch {
+    return;
+  }
+  if (!TYPESCRIPT_FILE.test(new URL(resolved).pathname)) return;
+  typeScriptLoader ??= import('tsx/esm/api').then(({ register }) => {
+    register();
+  });
+  await typeScriptLoader;
 }
 
 function validateOptions(handler: Handler, index: number, options: unknown): unknown {

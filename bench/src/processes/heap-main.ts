@@ -17,7 +17,7 @@ const broker = new BenchBroker();
 try {
   const results = await broker.declare('bench-noop', 'noop-results');
   const config = workerConfig(broker, {
-    plugin: 'noop',
+    plugin: 'noop.js',
     prefetch: Number(prefetch),
     modelPath: modelPath!,
   });

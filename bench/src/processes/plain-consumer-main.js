@@ -1,18 +1,19 @@
 /**
  * The memory baseline, run as its own process: a plain amqplib consumer that acks every message
  * of a queue with a given prefetch until SIGTERM, then prints how many it acked.
- * Usage: plain-consumer-main.ts <amqp url> <queue> <prefetch>
+ * Plain JavaScript, run without a loader like the worker binary it is compared with.
+ * Usage: plain-consumer-main.js <amqp url> <queue> <prefetch>
  */
 import { connect } from 'amqplib';
 
 const [url, queue, prefetch] = process.argv.slice(2);
-const connection = await connect(url!, {
+const connection = await connect(url, {
   clientProperties: { connection_name: 'warren-bench-plain-memory' },
 });
 const channel = await connection.createChannel();
 await channel.prefetch(Number(prefetch));
 let acked = 0;
-const { consumerTag } = await channel.consume(queue!, (message) => {
+const { consumerTag } = await channel.consume(queue, (message) => {
   if (message === null) return;
   channel.ack(message);
   acked += 1;

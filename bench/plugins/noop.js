@@ -1,3 +1,5 @@
+// Written in JavaScript, as a plugin shipped to production would be: the worker binary loads it
+// without a TypeScript loader, so figure 4 measures the worker's memory alone.
 import { defineHandler } from '@warren/core';
 import { z } from 'zod';
 
