@@ -7,7 +7,7 @@ import { renderChart } from './src/chart.ts';
 import { type BenchReport, figuresOf } from './src/figures.ts';
 import { measureInference } from './src/inference.ts';
 import { measureLatency } from './src/latency.ts';
-import { describeMachine } from './src/machine.ts';
+import { cpuTicks, describeMachine, stolenBetween } from './src/machine.ts';
 import { measureMemory } from './src/memory.ts';
 import { measureOverhead } from './src/overhead.ts';
 import { profileNoopDrain } from './src/profile.ts';
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(line);
   const startedAt = new Date();
   const clock = performance.now();
+  const ticksAtStart = await cpuTicks();
 
   const broker = new BenchBroker();
   log(`warren bench: broker ${AMQP_URL.replace(/\/\/[^@]*@/, '//')}, prefix ${broker.prefix}`);
@@ -150,6 +151,8 @@ async function main(): Promise<void> {
     await broker.cleanUp();
   }
   report.seconds = (performance.now() - clock) / 1000;
+  const stolen = stolenBetween(ticksAtStart, await cpuTicks());
+  if (stolen !== undefined) report.machine.stolen = stolen;
 
   const figures = figuresOf(report);
   log('');

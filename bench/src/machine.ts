@@ -12,6 +12,35 @@ export interface MachineInfo {
   /** `rabbitmqctl version`, or why it is unknown. */
   rabbitmq: string;
   os: string;
+  /**
+   * The share of the machine's CPU time that the hypervisor gave to others while the bench ran
+   * (steal time, from /proc/stat), 0 to 1; absent where it cannot be read.
+   */
+  stolen?: number;
+}
+
+/** The machine's CPU time counters since boot, in clock ticks (the `cpu` line of /proc/stat). */
+export interface CpuTicks {
+  total: number;
+  steal: number;
+}
+
+export async function cpuTicks(): Promise<CpuTicks | undefined> {
+  const stat = await readFile('/proc/stat', 'utf-8').catch(() => '');
+  const fields = /^cpu\s+(.+)$/m.exec(stat)?.[1]?.trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal; guest time is already counted in user.
+  if (fields === undefined || fields.length < 8 || fields.some(Number.isNaN)) return undefined;
+  const counted = fields.slice(0, 8);
+  return { total: counted.reduce((sum, ticks) => sum + ticks, 0), steal: counted[7]! };
+}
+
+/** The share of CPU time stolen between two readings, or undefined without both. */
+export function stolenBetween(
+  before: CpuTicks | undefined,
+  after: CpuTicks | undefined,
+): number | undefined {
+  if (before === undefined || after === undefined || after.total <= before.total) return undefined;
+  return (after.steal - before.steal) / (after.total - before.total);
 }
 
 export async function describeMachine(): Promise<MachineInfo> {

@@ -76,7 +76,21 @@ function machine(report: BenchReport): string {
     `| OS | ${m.os} |`,
     `| Node.js | ${m.node} |`,
     `| RabbitMQ | ${m.rabbitmq} (on the same machine, over loopback) |`,
+    `| CPU time stolen during the run | ${stolen(m.stolen)} |`,
   ].join('\n');
+}
+
+/**
+ * Steal time: a virtual machine's CPUs were running something else of the host's. It slows
+ * Warren and its baselines alike, but unevenly within a run, so absolute figures move between
+ * runs more than the ratios do.
+ */
+function stolen(share: number | undefined): string {
+  if (share === undefined) return 'unknown (no /proc/stat)';
+  const percent = `${formatPercent(share)} of all cores' time (steal, /proc/stat)`;
+  return share < 0.02
+    ? percent
+    : `${percent}: the host gave this VM's CPUs to other work, which slows every figure unevenly; compare ratios, not absolute figures, across runs`;
 }
 
 function summary(figures: readonly Figure[], chartFile: string): string {

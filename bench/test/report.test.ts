@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderChart } from '../src/chart.ts';
 import { type BenchReport, figuresOf } from '../src/figures.ts';
+import { cpuTicks, stolenBetween } from '../src/machine.ts';
 import { renderMarkdown, renderTable } from '../src/report.ts';
 import { percentile } from '../src/stats.ts';
 
@@ -16,6 +17,7 @@ const REPORT: BenchReport = {
     node: 'v20.20.2',
     rabbitmq: '3.10.8',
     os: 'linux 6.1',
+    stolen: 0.25,
   },
   overhead: {
     jobs: 10_000,
@@ -157,6 +159,7 @@ describe('the bench report writers', () => {
     expect(markdown).toMatch(/^# Benchmarks\n/);
     expect(markdown).toContain('| CPU | Test CPU <model> & co |');
     expect(markdown).toContain('| RabbitMQ | 3.10.8');
+    expect(markdown).toContain('| CPU time stolen during the run | 25% of all cores');
     expect(markdown).toContain('![Warren ÷ baseline for each figure](benchmarks.svg)');
     const summaryRows = markdown.split('## Summary')[1]!.split('\n\n')[1]!.split('\n');
     expect(summaryRows).toHaveLength(2 + figures.length);
@@ -182,5 +185,18 @@ describe('the bench report writers', () => {
     expect(percentile(values, 50)).toBe(50);
     expect(percentile(values, 99)).toBe(99);
     expect(percentile([], 50)).toBeNaN();
+  });
+});
+
+describe('steal time', () => {
+  it('is the share of all CPU time the hypervisor took between two readings', () => {
+    expect(stolenBetween({ total: 1_000, steal: 10 }, { total: 1_400, steal: 110 })).toBe(0.25);
+    expect(stolenBetween(undefined, { total: 1_400, steal: 110 })).toBeUndefined();
+    expect(stolenBetween({ total: 1_000, steal: 10 }, { total: 1_000, steal: 10 })).toBeUndefined();
+  });
+
+  it('reads the counters of this machine', async () => {
+    const ticks = await cpuTicks();
+    expect(ticks!.total).toBeGreaterThan(ticks!.steal);
   });
 });
