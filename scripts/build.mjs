@@ -38,7 +38,8 @@ for (const pkg of PACKAGES) {
   await rm(dist, { recursive: true, force: true });
   for (const entry of await readdir(src, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
-    const from = join(entry.parentPath, entry.name);
+    // `parentPath` from Node 20.12; `path` before it.
+    const from = join(entry.parentPath ?? entry.path, entry.name);
     const to = join(dist, relative(src, from));
     await mkdir(dirname(to), { recursive: true });
     if (entry.name.endsWith('.d.ts')) continue;

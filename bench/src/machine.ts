@@ -26,7 +26,11 @@ export interface CpuTicks {
 }
 
 export async function cpuTicks(): Promise<CpuTicks | undefined> {
-  const stat = await readFile('/proc/stat', 'utf-8').catch(() => '');
+  return parseCpuTicks(await readFile('/proc/stat', 'utf-8').catch(() => ''));
+}
+
+/** The machine's counters from the text of /proc/stat, or undefined if it has none. */
+export function parseCpuTicks(stat: string): CpuTicks | undefined {
   const fields = /^cpu\s+(.+)$/m.exec(stat)?.[1]?.trim().split(/\s+/).map(Number);
   // user nice system idle iowait irq softirq steal; guest time is already counted in user.
   if (fields === undefined || fields.length < 8 || fields.some(Number.isNaN)) return undefined;

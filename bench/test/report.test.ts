@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderChart } from '../src/chart.ts';
 import { type BenchReport, figuresOf } from '../src/figures.ts';
-import { cpuTicks, stolenBetween } from '../src/machine.ts';
+import { cpuTicks, parseCpuTicks, stolenBetween } from '../src/machine.ts';
 import { renderMarkdown, renderTable } from '../src/report.ts';
 import { percentile } from '../src/stats.ts';
 
@@ -193,6 +193,15 @@ describe('steal time', () => {
     expect(stolenBetween({ total: 1_000, steal: 10 }, { total: 1_400, steal: 110 })).toBe(0.25);
     expect(stolenBetween(undefined, { total: 1_400, steal: 110 })).toBeUndefined();
     expect(stolenBetween({ total: 1_000, steal: 10 }, { total: 1_000, steal: 10 })).toBeUndefined();
+  });
+
+  it('takes steal from the eighth column of the cpu line, and leaves guest time out', () => {
+    const stat = 'cpu  302705 0 37780 493591 12106 0 7472 34197 500 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n';
+    expect(parseCpuTicks(stat)).toEqual({
+      total: 302705 + 37780 + 493591 + 12106 + 7472 + 34197,
+      steal: 34197,
+    });
+    expect(parseCpuTicks('intr 1 2 3\n')).toBeUndefined();
   });
 
   it('reads the counters of this machine', async () => {

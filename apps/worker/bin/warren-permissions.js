@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled permissions generator (dist/, written by `pnpm build`).
-import { missingBuild } from './missing-build.js';
+import { exitUnlessBuilt } from './unbuilt.js';
 
-await import('../dist/permissions-cli.js').catch(missingBuild);
+exitUnlessBuilt(new URL('../dist/permissions-cli.js', import.meta.url));
+await import('../dist/permissions-cli.js');

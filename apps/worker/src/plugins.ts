@@ -19,8 +19,7 @@ export async function loadHandler(
   const url = specifier.startsWith('/') ? pathToFileURL(specifier).href : specifier;
   let module: Record<string, unknown>;
   try {
-    await typeScriptLoaderFor(url);
-    module = (await import(url)) as Record<string, unknown>;
+    module = await importPlugin(url);
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     throw new PluginError(
@@ -51,23 +50,39 @@ const RUNNING_SOURCES = TYPESCRIPT_FILE.test(import.meta.url);
 let typeScriptLoader: Promise<void> | undefined;
 
 /**
- * The compiled worker (dist/) runs without a TypeScript loader, which costs memory (tsx's loader
- * thread) that a JavaScript plugin does not need: it is registered when the first plugin written
- * in TypeScript is loaded. A specifier that does not resolve is left for `import()` to report.
+ * Imports a plugin. The compiled worker (dist/) runs without a TypeScript loader, which costs
+ * memory (tsx's loader thread) that a JavaScript plugin does not need, so tsx is registered for
+ * the first plugin that needs it: one that resolves to a TypeScript file, or one that resolves
+ * only through tsx (`./handler.js` for handler.ts, a path without its extension), which is
+ * imported again once tsx is registered. A JavaScript plugin that imports TypeScript files is
+ * not detected: Node keeps the failed import (docs/writing-a-handler.md).
  */
-async function typeScriptLoaderFor(url: string): Promise<void> {
-  if (RUNNING_SOURCES) return;
-  let resolved: string;
+async function importPlugin(url: string): Promise<Record<string, unknown>> {
+  if (RUNNING_SOURCES) return (await import(url)) as Record<string, unknown>;
+  if (TYPESCRIPT_FILE.test(resolvedPath(url))) await registerTypeScript();
   try {
-    resolved = import.meta.resolve(url);
-  } catch {
-    return;
+    return (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    await registerTypeScript();
+    return (await import(url)) as Record<string, unknown>;
   }
-  if (!TYPESCRIPT_FILE.test(new URL(resolved).pathname)) return;
+}
+
+/** Where Node resolves `url` without a loader, or '' where it cannot. */
+function resolvedPath(url: string): string {
+  try {
+    return new URL(import.meta.resolve(url)).pathname;
+  } catch {
+    return '';
+  }
+}
+
+function registerTypeScript(): Promise<void> {
   typeScriptLoader ??= import('tsx/esm/api').then(({ register }) => {
     register();
   });
-  await typeScriptLoader;
+  return typeScriptLoader;
 }
 
 function validateOptions(handler: Handler, index: number, options: unknown): unknown {

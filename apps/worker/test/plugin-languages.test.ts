@@ -48,7 +48,12 @@ describe('the worker binary with plugins in JavaScript and in TypeScript', () =>
       stderr += chunk;
     });
     try {
-      await waitFor(() => stdout.includes('consumer started'), 'the worker to start');
+      await Promise.race([
+        waitFor(() => stdout.includes('consumer started'), 'the worker to start'),
+        exited.then((code) => {
+          throw new Error(`the worker exited (${code}) before it started:\n${stderr}${stdout}`);
+        }),
+      ]);
       const reply = await probe.replyQueue();
       probe.channel.publish(
         `${prefix}.jobs`,
@@ -84,6 +89,11 @@ describe('the worker binary with plugins in JavaScript and in TypeScript', () =>
     const imports = await answerOneJob('echo.ts');
     expect(imports).toContain(TSX);
   });
+
+  it('loads a TypeScript plugin named as its compiled file, which only tsx resolves', async () => {
+    const imports = await answerOneJob('echo-typescript-only.js');
+    expect(imports).toContain(TSX);
+  });
 });
 
 describe('the worker binary in a checkout that was not built', () => {
@@ -97,7 +107,7 @@ describe('the worker binary in a checkout that was not built', () => {
         encoding: 'utf-8',
       });
       expect(result.status).toBe(2);
-      expect(result.stderr).toContain('The worker is not built: run `pnpm build`');
+      expect(result.stderr).toContain('the worker is not built. Run `pnpm build`');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
