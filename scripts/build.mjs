@@ -4,7 +4,7 @@
 // (ts.transpileModule) and its relative imports renamed from .ts to .js: the module graph stays as
 // written, on-demand imports included. Type checking is `tsc -p tsconfig.json`'s job (pnpm test).
 // Plain JavaScript, so that it runs before anything is built.
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -31,29 +31,54 @@ const COMPILER_OPTIONS = {
   rewriteRelativeImportExtensions: true,
 };
 
-let files = 0;
+// dist/ is updated in place, each changed file written whole and renamed over the old one, and
+// files whose source is gone removed: a build of unchanged sources touches nothing, so a test run
+// that builds never pulls dist/ from under a worker another run has started.
+let written = 0;
+let unchanged = 0;
 for (const pkg of PACKAGES) {
   const src = join(ROOT, pkg, 'src');
   const dist = join(ROOT, pkg, 'dist');
-  await rm(dist, { recursive: true, force: true });
+  const outputs = new Set();
   for (const entry of await readdir(src, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
+    if (!entry.isFile() || entry.name.endsWith('.d.ts')) continue;
     // `parentPath` from Node 20.12; `path` before it.
     const from = join(entry.parentPath ?? entry.path, entry.name);
-    const to = join(dist, relative(src, from));
-    await mkdir(dirname(to), { recursive: true });
-    if (entry.name.endsWith('.d.ts')) continue;
-    if (entry.name.endsWith('.ts')) {
-      await writeFile(to.replace(/\.ts$/, '.js'), transpile(await readFile(from, 'utf8'), from));
-    } else {
-      await copyFile(from, to);
+    const source = await readFile(from);
+    const typescript = entry.name.endsWith('.ts');
+    const copied = join(dist, relative(src, from));
+    const to = typescript ? copied.replace(/\.ts$/, '.js') : copied;
+    const output = typescript ? Buffer.from(transpile(source.toString('utf8'), from)) : source;
+    outputs.add(to);
+    if (await sameContent(to, output)) {
+      unchanged += 1;
+      continue;
     }
-    files += 1;
+    await mkdir(dirname(to), { recursive: true });
+    const temporary = `${to}.${process.pid}.tmp`;
+    await writeFile(temporary, output);
+    await rename(temporary, to);
+    written += 1;
   }
+  await removeAllBut(dist, outputs);
 }
 process.stdout.write(
-  `build: ${files} files compiled or copied into dist/ of ${PACKAGES.length} packages\n`,
+  `build: dist/ of ${PACKAGES.length} packages, ${written} files written, ${unchanged} unchanged\n`,
 );
+
+async function sameContent(path, content) {
+  const existing = await readFile(path).catch(() => undefined);
+  return existing?.equals(content) === true;
+}
+
+/** Deletes the files under `dir` that are not in `keep` (what the sources no longer make). */
+async function removeAllBut(dir, keep) {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const path = join(entry.parentPath ?? entry.path, entry.name);
+    if (entry.isFile() && !keep.has(path)) await rm(path, { force: true });
+  }
+}
 
 function transpile(source, fileName) {
   const { outputText, diagnostics = [] } = ts.transpileModule(source, {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { describeThrown, WarrenError } from '@warren/core';
+import { describeThrown, isWarrenError } from '@warren/core';
 import { startTelemetry, type Telemetry } from '@warren/telemetry';
 import { loadConfig } from './config.ts';
 import { createWorkerLogger } from './logging.ts';
@@ -52,12 +52,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     await telemetry?.shutdown();
     repeats.flush();
-    const code = error instanceof WarrenError ? error.code : 'UNEXPECTED';
+    const code = isWarrenError(error) ? error.code : 'UNEXPECTED';
     bootLogger.fatal({ code, err: error }, 'worker failed to start');
     process.stderr.write(
       `warren-worker: ${error instanceof Error ? error.message : String(error)}\n`,
     );
-    return error instanceof WarrenError && error.code === 'WARREN_CONFIG_INVALID' ? 2 : 1;
+    return isWarrenError(error) && error.code === 'WARREN_CONFIG_INVALID' ? 2 : 1;
   }
 
   const stop = () => void worker.stop();

@@ -44,15 +44,36 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** Marks Warren errors made by any copy of this module (see {@link isWarrenError}). */
+const WARREN_ERROR = Symbol.for('warren.error');
+
 /** The base of every Warren error: a stable {@link code} and a fixed {@link fate}. */
 export abstract class WarrenError extends Error {
   abstract readonly code: ErrorCode;
   abstract readonly fate: Fate;
 
+  static {
+    Object.defineProperty(WarrenError.prototype, WARREN_ERROR, { value: true });
+  }
+
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
   }
+}
+
+/**
+ * Whether `value` is a Warren error, also one made by another copy of @warren/core (a plugin
+ * bundled with its own), which `instanceof WarrenError` misses: its code and fate still decide
+ * what becomes of the job.
+ */
+export function isWarrenError(value: unknown): value is WarrenError {
+  if (value instanceof WarrenError) return true;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { [WARREN_ERROR]?: unknown })[WARREN_ERROR] === true
+  );
 }
 
 /**
@@ -292,13 +313,13 @@ export function toWarrenError(
   error: unknown,
   fallback: (message: string, cause: unknown) => WarrenError,
 ): WarrenError {
-  if (error instanceof WarrenError) return error;
+  if (isWarrenError(error)) return error;
   return fallback(describeThrown(error), error);
 }
 
 /** Whether `error` is a worker fault (fate `crash`): not the job's doing, the consumer stops. */
 export function isWorkerFault(error: unknown): error is WarrenError {
-  return error instanceof WarrenError && error.fate === 'crash';
+  return isWarrenError(error) && error.fate === 'crash';
 }
 
 /** A thrown value's message; never throws itself, whatever was thrown. */

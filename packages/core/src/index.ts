@@ -62,6 +62,7 @@ export {
   InferenceError,
   InputTooLongError,
   InvalidResultError,
+  isWarrenError,
   JobRejectedError,
   JobUnroutableError,
   MalformedMessageError,

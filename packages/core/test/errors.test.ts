@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { isWorkerFault } from '../src/errors.ts';
 import * as core from '../src/index.ts';
-import { ERROR_CODES, WarrenError } from '../src/index.ts';
+import {
+  ERROR_CODES,
+  HandlerError,
+  isWarrenError,
+  toWarrenError,
+  WarrenError,
+} from '../src/index.ts';
 
 const docs = readFileSync(new URL('../../../docs/error-codes.md', import.meta.url), 'utf-8');
 
@@ -27,5 +34,22 @@ describe('error codes', () => {
 
     expect(new Set(codes).size).toBe(codes.length);
     expect([...codes].sort()).toEqual([...ERROR_CODES].sort());
+  });
+});
+
+describe('Warren errors from another copy of @warren/core', () => {
+  it('are still Warren errors, so a bundled plugin keeps its code and fate', async () => {
+    // A second instance of the module, as a plugin that bundled @warren/core brings its own.
+    const specifier = '../src/errors.ts?another-copy';
+    const copy = (await import(specifier)) as typeof import('../src/errors.ts');
+    const rejected = new copy.JobRejectedError('cannot ever work');
+    expect(rejected instanceof WarrenError, 'a copy, not the same class').toBe(false);
+
+    expect(isWarrenError(rejected)).toBe(true);
+    expect(toWarrenError(rejected, (message) => new HandlerError(message))).toBe(rejected);
+    expect(isWorkerFault(new copy.PluginError('broken plugin'))).toBe(true);
+    expect(isWarrenError(new Error('plain'))).toBe(false);
+    expect(isWarrenError({ [Symbol.for('warren.error')]: 'yes' })).toBe(false);
+    expect(isWarrenError(null)).toBe(false);
   });
 });

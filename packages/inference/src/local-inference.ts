@@ -7,10 +7,11 @@ import {
   type InferenceClient,
   InferenceError,
   InputTooLongError,
+  isWarrenError,
   type LogSink,
   silentLogSink,
   type TextClassificationRequest,
-  WarrenError,
+  type WarrenError,
 } from '@warren/core';
 import { loadWithTransformers, type PipelineLoader } from './default-loader.ts';
 import { checkTopK, logitRows, topLabels } from './labels.ts';
@@ -237,7 +238,7 @@ function orInferenceError<T>(model: string, work: () => T): T {
 }
 
 function asWarrenError(model: string, error: unknown): WarrenError {
-  if (error instanceof WarrenError) return error;
+  if (isWarrenError(error)) return error;
   const reason = error instanceof Error ? error.message : String(error);
   return new InferenceError(`Model "${model}" failed: ${reason}`, { cause: error });
 }
