@@ -71,12 +71,16 @@ async function sameContent(path, content) {
   return existing?.equals(content) === true;
 }
 
-/** Deletes the files under `dir` that are not in `keep` (what the sources no longer make). */
+/**
+ * Deletes the files under `dir` that are not in `keep` (what the sources no longer make), but not
+ * another build's temporary files, which it is about to rename.
+ */
 async function removeAllBut(dir, keep) {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
     const path = join(entry.parentPath ?? entry.path, entry.name);
-    if (entry.isFile() && !keep.has(path)) await rm(path, { force: true });
+    if (entry.isFile() && !keep.has(path) && !path.endsWith('.tmp'))
+      await rm(path, { force: true });
   }
 }
 
