@@ -53,7 +53,7 @@ let typeScriptLoader: Promise<void> | undefined;
  * Imports a plugin. The compiled worker (dist/) runs without a TypeScript loader, which costs
  * memory (tsx's loader thread) that a JavaScript plugin does not need, so tsx is registered for
  * the first plugin that needs it: one that resolves to a TypeScript file, or one that resolves
- * only through tsx (`./handler.js` for handler.ts, a path without its extension), which is
+ * only through tsx (`./handler.js` for handler.ts, a path without its `.ts`), which is
  * imported again once tsx is registered. A JavaScript plugin that imports TypeScript files is
  * not detected: Node keeps the failed import (docs/writing-a-handler.md).
  */

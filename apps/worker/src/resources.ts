@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { openBrokerCredentials } from './credentials.ts';
 import { auditOtherUser, auditRotations } from './credentials-audit.ts';
+import { ReachabilityTracked } from './dedupe-reachability.ts';
 import { type LoadedHandler, loadHandler } from './plugins.ts';
 
 // What a worker is made of, built from its config: plugins, transport, inference, dedupe. What
@@ -45,15 +46,13 @@ export async function createDedupe(
   injected: DedupeStore | undefined,
 ): Promise<DedupeOptions | undefined> {
   const { store, leaseMs, ttlMs } = config.dedupe;
-  if (injected !== undefined) return { store: injected, leaseMs, ttlMs };
+  // A store outside the process can be out of reach; /readyz says so (see ReachabilityTracked).
+  if (injected !== undefined) return { store: new ReachabilityTracked(injected), leaseMs, ttlMs };
   if (store === 'none') return undefined;
   if (store === 'memory') return { store: new MemoryDedupeStore(), leaseMs, ttlMs };
   const { RedisDedupeStore } = await import('@warren/redis');
-  return {
-    store: withRedisUrl(config, env, (url) => new RedisDedupeStore({ url })),
-    leaseMs,
-    ttlMs,
-  };
+  const redis = withRedisUrl(config, env, (url) => new RedisDedupeStore({ url }));
+  return { store: new ReachabilityTracked(redis), leaseMs, ttlMs };
 }
 
 /**

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { openAuditLog } from './audit.ts';
 import { clearanceFor, relayFor } from './clearance.ts';
 import type { WorkerConfig } from './config.ts';
+import { ReachabilityTracked } from './dedupe-reachability.ts';
 import { type HealthServer, serveHealth } from './health-server.ts';
 import { createDedupe, createInference, createTransport, loadHandlers } from './resources.ts';
 import {
@@ -53,9 +54,14 @@ export interface WorkerExit {
 export interface WorkerHealth {
   /** False once the worker stops, or when a handler has had no consumer for the grace time. */
   live: boolean;
-  /** Every handler's consumer is consuming on a connected transport. */
+  /**
+   * Every handler's consumer is consuming on a connected transport, and the dedupe store, if
+   * it is outside the process, answered its last call.
+   */
   ready: boolean;
   connection: 'connected' | 'recovering' | 'lost';
+  /** Whether the last call to a dedupe store outside the process (Redis) reached it; absent without one. */
+  dedupeStore?: 'reachable' | 'unreachable';
   consumers: Array<ChildHealth & { consumer: string | undefined }>;
 }
 
@@ -81,6 +87,7 @@ export class Worker {
   #downSince: number | undefined;
   readonly #transport: Transport;
   readonly #dedupeStore: DedupeStore | undefined;
+  readonly #trackedStore: ReachabilityTracked | undefined;
   /** Remembers signed jobs' ids; a Redis one holds a connection to close. */
   readonly #replayGuard: WorkerReplayGuard | undefined;
   /** The inference client the worker built (one passed in is the caller's to close). */
@@ -100,6 +107,8 @@ export class Worker {
     idleSince: Map<string, number>;
     transport: Transport;
     dedupeStore: DedupeStore | undefined;
+    /** The store the consumers use, when its reachability is tracked. */
+    trackedStore: ReachabilityTracked | undefined;
     replayGuard: WorkerReplayGuard | undefined;
     inference: LocalInference | undefined;
     config: WorkerConfig;
@@ -111,6 +120,7 @@ export class Worker {
     this.#idleSince = parts.idleSince;
     this.#transport = parts.transport;
     this.#dedupeStore = parts.dedupeStore;
+    this.#trackedStore = parts.trackedStore;
     this.#replayGuard = parts.replayGuard;
     this.#inference = parts.inference;
     this.#config = parts.config;
@@ -273,6 +283,7 @@ export class Worker {
       idleSince,
       transport,
       dedupeStore: ownStore,
+      trackedStore: dedupe?.store instanceof ReachabilityTracked ? dedupe.store : undefined,
       replayGuard,
       inference: ownInference,
       config,
@@ -318,13 +329,21 @@ export class Worker {
         this.#downSince === undefined ? 0 : now - this.#downSince,
       );
     const stopped = this.#stopping !== undefined || this.#supervisor.stopping;
+    const storeReachable = this.#trackedStore?.reachable ?? true;
     return {
       live:
         !stopped &&
         this.#connection !== 'lost' &&
         consumers.every(({ id }) => downFor(id) <= graceMs),
-      ready: !stopped && connected && consumers.every(({ id }) => !this.#idleSince.has(id)),
+      ready:
+        !stopped &&
+        connected &&
+        storeReachable &&
+        consumers.every(({ id }) => !this.#idleSince.has(id)),
       connection: this.#connection,
+      ...(this.#trackedStore === undefined
+        ? {}
+        : { dedupeStore: storeReachable ? 'reachable' : 'unreachable' }),
       consumers,
     };
   }

@@ -402,6 +402,35 @@ describe.each([
     expect(await broker.messageCount(`${lab.prefix}.jobs.lab`)).toBe(0);
   });
 
+  it('is not ready while its dedupe store is out of reach, and ready again once a call gets through', async () => {
+    let down = true;
+    const flaky: DedupeStore = {
+      claim: () =>
+        down
+          ? Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6390'))
+          : Promise.resolve('claimed'),
+      complete: () => Promise.resolve(),
+      release: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const lab = await startLab({
+      dedupeStore: flaky,
+      retry: { maxAttempts: 5, initialDelayMs: 300, multiplier: 1 },
+    });
+    await waitFor(() => lab.worker.health().ready, 'the worker to be ready');
+    expect(lab.worker.health().dedupeStore).toBe('reachable');
+
+    const messageId = await lab.publish({ key: `flaky-${lab.prefix}` });
+    await waitFor(() => counts(lab).retried === 1, 'the first retry');
+    expect(lab.worker.health()).toMatchObject({ ready: false, dedupeStore: 'unreachable' });
+    expect(lab.worker.health().live, 'live: a restart would not bring the store back').toBe(true);
+
+    down = false;
+    await waitFor(() => lab.results.length === 1, 'the result once the store answers');
+    expect(lab.results[0]!.properties.correlationId).toBe(messageId);
+    expect(lab.worker.health()).toMatchObject({ ready: true, dedupeStore: 'reachable' });
+  });
+
   it('dead-letters each malformed body once, logs it once, and never requeues it', async () => {
     const logs: Array<Record<string, unknown>> = [];
     const lab = await startLab({ logs });
