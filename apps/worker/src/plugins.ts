@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, describeIssues, type Handler, isHandler, PluginError } from '@warren/core';
 
@@ -63,7 +64,10 @@ async function importPlugin(url: string): Promise<Record<string, unknown>> {
   try {
     return (await import(url)) as Record<string, unknown>;
   } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    // Only a plugin whose own file Node did not find: one that is there but misses a dependency
+    // is no TypeScript matter, and tsx would not change the answer.
+    const notFound = (error as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND';
+    if (!notFound || existsSync(resolvedPath(url))) throw error;
     await registerTypeScript();
     return (await import(url)) as Record<string, unknown>;
   }

@@ -406,6 +406,7 @@ export class Worker {
     await this.#health?.close();
     await this.#transport.close();
     await this.#inference?.close();
+    this.#trackedStore?.stopProbing();
     await this.#dedupeStore?.close();
     await this.#replayGuard?.close?.();
   }

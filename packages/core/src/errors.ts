@@ -69,10 +69,13 @@ export abstract class WarrenError extends Error {
  */
 export function isWarrenError(value: unknown): value is WarrenError {
   if (value instanceof WarrenError) return true;
+  if (!(value instanceof Error) || (value as { [WARREN_ERROR]?: unknown })[WARREN_ERROR] !== true) {
+    return false;
+  }
+  // What the job's fate is read from must be there, whatever version the other copy is.
+  const { code, fate } = value as { code?: unknown; fate?: unknown };
   return (
-    typeof value === 'object' &&
-    value !== null &&
-    (value as { [WARREN_ERROR]?: unknown })[WARREN_ERROR] === true
+    typeof code === 'string' && (fate === 'retry' || fate === 'dead-letter' || fate === 'crash')
   );
 }
 

@@ -50,6 +50,11 @@ describe('Warren errors from another copy of @warren/core', () => {
     expect(isWorkerFault(new copy.PluginError('broken plugin'))).toBe(true);
     expect(isWarrenError(new Error('plain'))).toBe(false);
     expect(isWarrenError({ [Symbol.for('warren.error')]: 'yes' })).toBe(false);
+    // The mark alone is not enough: it must be an error with a code and a known fate.
+    const marked = { [Symbol.for('warren.error')]: true, code: 'WARREN_X', fate: 'retry' };
+    expect(isWarrenError(marked)).toBe(false);
+    const fateless = Object.assign(new Error('x'), { [Symbol.for('warren.error')]: true });
+    expect(isWarrenError(fateless)).toBe(false);
     expect(isWarrenError(null)).toBe(false);
   });
 });
