@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   process.on('uncaughtException', (error) => {
     bootLogger.fatal({ err: error }, 'uncaught exception; stopping the worker');
     process.exitCode = 1;
-    stop();
+    void worker.stop(error);
   });
   const exit = await worker.exited;
   // The last spans and metrics go out before the process ends, after a SIGTERM too.

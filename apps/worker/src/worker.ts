@@ -45,7 +45,7 @@ export interface WorkerOptions {
 /** How a worker ended: `ok` unless a consumer failed for good or the supervisor escalated. */
 export interface WorkerExit {
   ok: boolean;
-  /** Why the supervisor gave up, when it did. */
+  /** Why the supervisor gave up, or what the worker was stopped for, when either happened. */
   error?: unknown;
   consumers: Array<{ handler: string } & ConsumerExit>;
 }
@@ -350,10 +350,12 @@ export class Worker {
 
   /**
    * Stops consuming, lets started jobs finish (up to the drain timeout, then aborts them and
-   * requeues their messages), closes the transport. Safe to call more than once.
+   * requeues their messages), closes the transport. Safe to call more than once; the first call
+   * decides. `failure`: what made the process stop (an uncaught exception); the exit is then not
+   * ok, however cleanly the consumers drained.
    */
-  stop(): Promise<WorkerExit> {
-    this.#stopping ??= this.#stop().then((exit) => {
+  stop(failure?: unknown): Promise<WorkerExit> {
+    this.#stopping ??= this.#stop(failure).then((exit) => {
       this.#resolveExited(exit);
       return exit;
     });
@@ -365,7 +367,7 @@ export class Worker {
     return this.#exited;
   }
 
-  async #stop(): Promise<WorkerExit> {
+  async #stop(failure: unknown): Promise<WorkerExit> {
     this.#logger.info({ consumers: this.#latest.size }, 'worker draining');
     const limit = this.#config.shutdown.drainTimeoutMs + STOP_GRACE_MS;
     let timer: NodeJS.Timeout | undefined;
@@ -389,9 +391,10 @@ export class Worker {
       }),
     );
     const escalated = outcome !== 'timeout' && outcome.state === 'escalated';
+    const error = failure ?? (escalated ? outcome.error : undefined);
     const exit: WorkerExit = {
-      ok: !escalated && consumers.every((c) => c.state === 'stopped'),
-      ...(escalated ? { error: outcome.error } : {}),
+      ok: error === undefined && consumers.every((c) => c.state === 'stopped'),
+      ...(error === undefined ? {} : { error }),
       consumers,
     };
     this.#logger.info(
