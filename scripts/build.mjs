@@ -11,18 +11,8 @@ import ts from 'typescript';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The packages with a compiled `default` export (each package.json says `source` → src/). */
-const PACKAGES = [
-  'packages/amqp',
-  'packages/core',
-  'packages/inference',
-  'packages/memory',
-  'packages/redis',
-  'packages/security',
-  'packages/telemetry',
-  'packages/testing',
-  'apps/worker',
-];
+/** The workspace packages that export their sources under `source`: each gets a dist/. */
+const PACKAGES = await compiledPackages(['packages', 'apps']);
 
 const COMPILER_OPTIONS = {
   module: ts.ModuleKind.ESNext,
@@ -65,6 +55,20 @@ for (const pkg of PACKAGES) {
 process.stdout.write(
   `build: dist/ of ${PACKAGES.length} packages, ${written} files written, ${unchanged} unchanged\n`,
 );
+
+async function compiledPackages(folders) {
+  const found = [];
+  for (const folder of folders) {
+    for (const name of (await readdir(join(ROOT, folder))).sort()) {
+      const manifest = join(ROOT, folder, name, 'package.json');
+      const exports = JSON.parse(await readFile(manifest, 'utf8').catch(() => '{}')).exports ?? {};
+      if (Object.values(exports).some((target) => target?.source !== undefined)) {
+        found.push(join(folder, name));
+      }
+    }
+  }
+  return found;
+}
 
 async function sameContent(path, content) {
   const existing = await readFile(path).catch(() => undefined);
