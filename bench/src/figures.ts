@@ -61,7 +61,8 @@ export function figuresOf(report: BenchReport): Figure[] {
     );
   }
   if (inference) {
-    const { warrenBatched: a, direct: b, warrenUnbatched: c } = inference;
+    const { warrenBatched: a, direct: b, warrenUnbatched: c, plainQueue: d } = inference;
+    const { warrenOneThread: e, directOneThread: f } = inference;
     figures.push(
       pair(
         '2 a/b',
@@ -84,6 +85,22 @@ export function figuresOf(report: BenchReport): Figure[] {
           baselineName: 'Warren with batch maxSize 1',
           target: ['≥ 1.5 × baseline', (r) => r >= 1.5, 1.5],
         },
+      ),
+      pair(
+        '2 a/d',
+        'Embeddings/s, batched, vs a queue worker by hand',
+        'sentences/s',
+        a.sentencesPerSecond,
+        d.sentencesPerSecond,
+        { baselineName: `amqplib embedding worker, batches of ${inference.batchSize}` },
+      ),
+      pair(
+        '2 e/f',
+        'Embeddings/s, batched, model on one thread',
+        'sentences/s',
+        e.sentencesPerSecond,
+        f.sentencesPerSecond,
+        { baselineName: 'model called directly, one thread' },
       ),
     );
   }

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LocalInference } from '@warren/inference';
+import { defaultIntraOpThreads, LocalInference } from '@warren/inference';
 import type { BenchBroker } from './broker.ts';
 import { type CpuUse, NO_CPU_USE, startCpuMeter } from './cpu.ts';
-import { type BatchSetting, drainWithWarren, workerTakesBatch } from './warren-run.ts';
+import { startPlainEmbedder } from './plain-embedder.ts';
+import { drainWithWarren, workerTakesBatch } from './warren-run.ts';
 
 const MODEL_TYPE = 'bench-embed';
 const POOLING = 'cls';
@@ -18,6 +19,8 @@ export interface InferenceOptions {
   batchSize: number;
   maxWaitMs: number;
   prefetch: number;
+  /** Handler calls at once in Warren's runs. */
+  concurrency: number;
   /** Use only the first N sentences (all when absent). */
   limit?: number;
   rounds: number;
@@ -36,12 +39,20 @@ export interface InferenceResult {
   batchSize: number;
   maxWaitMs: number;
   prefetch: number;
+  concurrency: number;
   rounds: number;
   /** Whether this build's worker config takes a `batch` override (else a = c). */
   batchingAvailable: boolean;
+  /** ONNX Runtime's threads per run in (a) to (d): LocalInference's default on this machine. */
+  intraOpThreads: number;
   warrenBatched: EmbedRun;
   direct: EmbedRun;
   warrenUnbatched: EmbedRun;
+  /** (d) An embedding worker written on amqplib, batches of the same size. */
+  plainQueue: EmbedRun;
+  /** (e) as (a), and (f) as (b), with ONNX Runtime on one thread. */
+  warrenOneThread: EmbedRun;
+  directOneThread: EmbedRun;
   /** Wall time of loading the model in this process, in seconds. */
   modelLoadSeconds: number;
   /** Size of one job's result as Warren publishes it (JSON). */
@@ -57,10 +68,20 @@ export async function readSentences(path: string): Promise<string[]> {
     .flatMap((line) => line.split('\t').slice(5, 7));
 }
 
+type Variant =
+  | 'batched'
+  | 'direct'
+  | 'unbatched'
+  | 'plainQueue'
+  | 'warrenOneThread'
+  | 'directOneThread';
+
 /**
  * Measurements 2 and 5: sentences/s of (a) Warren with batching, (b) the same model called
- * directly in batches of the same size, (c) Warren without batching; and the event-loop delay
- * of each. The runs interleave (b, a, c per round) and the best of each is kept.
+ * directly in batches of the same size, (c) Warren without batching, (d) an embedding worker
+ * written on amqplib; then (e) as (a) and (f) as (b) with ONNX Runtime held to one thread, so
+ * that a core is left to the event loop and the broker. Also the event-loop delay and CPU time
+ * of each. The runs interleave (b, a, c, d, f, e per round) and the best of each is kept.
  */
 export async function measureInference(
   broker: BenchBroker,
@@ -69,18 +90,19 @@ export async function measureInference(
 ): Promise<InferenceResult> {
   const sentences = (await readSentences(options.dataFile)).slice(0, options.limit);
   const results = await broker.declare(MODEL_TYPE, 'embed-results');
-  const inference = new LocalInference({
+  const queue = broker.topology(MODEL_TYPE).queue;
+  const source = {
     localModelPath: options.modelPath,
     allowRemoteModels: false,
     dtype: 'fp32',
-  });
+  } as const;
+  const intraOpThreads = defaultIntraOpThreads();
+  const inference = new LocalInference({ ...source, intraOpThreads });
+  const oneThread = new LocalInference({ ...source, intraOpThreads: 1 });
   const loadStartedAt = performance.now();
-  await inference.featureExtraction({
-    model: options.model,
-    inputs: ['warm up'],
-    pooling: POOLING,
-  });
+  await warmUp(inference, options.model);
   const modelLoadSeconds = (performance.now() - loadStartedAt) / 1000;
+  await warmUp(oneThread, options.model);
   const [sample] = await inference.featureExtraction({
     model: options.model,
     inputs: sentences.slice(0, 1),
@@ -88,11 +110,12 @@ export async function measureInference(
     normalize: true,
   });
   const resultBytes = Buffer.byteLength(JSON.stringify({ embedding: sample }));
+  const connection = await broker.connectPlain('warren-bench-embedder');
 
-  const direct = async (): Promise<number> => {
+  const direct = async (client: LocalInference): Promise<number> => {
     const startedAt = performance.now();
     for (let start = 0; start < sentences.length; start += options.batchSize) {
-      await inference.featureExtraction({
+      await client.featureExtraction({
         model: options.model,
         inputs: sentences.slice(start, start + options.batchSize),
         pooling: POOLING,
@@ -101,34 +124,76 @@ export async function measureInference(
     }
     return sentences.length / ((performance.now() - startedAt) / 1000);
   };
-  const warren = async (batch: BatchSetting, loop: RunMonitor): Promise<number> => {
-    await broker.fill(MODEL_TYPE, sentences.length, (i) => ({ text: sentences[i]! }), results);
+  const fill = () =>
+    broker.fill(MODEL_TYPE, sentences.length, (i) => ({ text: sentences[i]! }), results);
+  const warren = async (maxSize: number, loop: RunMonitor, threads?: number): Promise<number> => {
+    await fill();
     const setup = {
       plugin: 'embed.ts',
       prefetch: options.prefetch,
-      batch,
+      concurrency: options.concurrency,
+      batch: { maxSize, maxWaitMs: options.maxWaitMs },
       modelPath: options.modelPath,
       options: { model: options.model, pooling: POOLING },
+      ...(threads === undefined ? {} : { intraOpThreads: threads }),
     };
     const run = await drainWithWarren(broker, setup, sentences.length, loop);
     await broker.purge(results);
     return run.jobsPerSecond;
   };
+  // Timed like Warren's drain: from before it subscribes to the last job acked.
+  const plainQueue = async (loop: RunMonitor): Promise<number> => {
+    await fill();
+    let acked = 0;
+    let drained!: () => void;
+    const done = new Promise<void>((resolve) => {
+      drained = resolve;
+    });
+    loop.start();
+    const startedAt = performance.now();
+    const embedder = await startPlainEmbedder(connection, queue, {
+      inference,
+      model: options.model,
+      prefetch: options.prefetch,
+      maxBatch: options.batchSize,
+      onAcked: () => {
+        acked += 1;
+        if (acked === sentences.length) drained();
+      },
+    });
+    await done;
+    const seconds = (performance.now() - startedAt) / 1000;
+    loop.stop();
+    await embedder.stop();
+    await broker.purge(results);
+    return sentences.length / seconds;
+  };
 
-  const best = { batched: NO_RUN, direct: NO_RUN, unbatched: NO_RUN };
-  for (let round = 1; round <= options.rounds; round += 1) {
-    const variants = [
-      ['direct', (loop: RunMonitor) => timed(loop, direct)],
-      ['batched', (loop: RunMonitor) => warren(batchOf(options, options.batchSize), loop)],
-      ['unbatched', (loop: RunMonitor) => warren(batchOf(options, 1), loop)],
-    ] as const;
-    for (const [name, run] of variants) {
-      const loop = new RunMonitor();
-      const sentencesPerSecond = await run(loop);
-      const measured = { sentencesPerSecond, ...loop.summary() };
-      if (measured.sentencesPerSecond > best[name].sentencesPerSecond) best[name] = measured;
-      log(`  ${name} round ${round}: ${sentencesPerSecond.toFixed(0)} sentences/s`);
+  const variants: Array<[Variant, (loop: RunMonitor) => Promise<number>]> = [
+    ['direct', (loop) => timed(loop, () => direct(inference))],
+    ['batched', (loop) => warren(options.batchSize, loop)],
+    ['unbatched', (loop) => warren(1, loop)],
+    ['plainQueue', plainQueue],
+    ['directOneThread', (loop) => timed(loop, () => direct(oneThread))],
+    ['warrenOneThread', (loop) => warren(options.batchSize, loop, 1)],
+  ];
+  const best = Object.fromEntries(variants.map(([name]) => [name, NO_RUN])) as Record<
+    Variant,
+    EmbedRun
+  >;
+  try {
+    for (let round = 1; round <= options.rounds; round += 1) {
+      for (const [name, run] of variants) {
+        const loop = new RunMonitor();
+        const sentencesPerSecond = await run(loop);
+        const measured = { sentencesPerSecond, ...loop.summary() };
+        if (measured.sentencesPerSecond > best[name].sentencesPerSecond) best[name] = measured;
+        log(`  ${name} round ${round}: ${sentencesPerSecond.toFixed(0)} sentences/s`);
+      }
     }
+  } finally {
+    await connection.close();
+    await oneThread.close();
   }
 
   return {
@@ -136,14 +201,24 @@ export async function measureInference(
     batchSize: options.batchSize,
     maxWaitMs: options.maxWaitMs,
     prefetch: options.prefetch,
+    concurrency: options.concurrency,
     rounds: options.rounds,
     batchingAvailable: workerTakesBatch(),
+    intraOpThreads,
     warrenBatched: best.batched,
     direct: best.direct,
     warrenUnbatched: best.unbatched,
+    plainQueue: best.plainQueue,
+    warrenOneThread: best.warrenOneThread,
+    directOneThread: best.directOneThread,
     modelLoadSeconds,
     resultBytes,
   };
+}
+
+/** Loads the model into `client`'s thread and runs it once. */
+async function warmUp(client: LocalInference, model: string): Promise<void> {
+  await client.featureExtraction({ model, inputs: ['warm up'], pooling: POOLING });
 }
 
 const NO_RUN: EmbedRun = {
@@ -152,10 +227,6 @@ const NO_RUN: EmbedRun = {
   loopDelayMaxMs: 0,
   ...NO_CPU_USE,
 };
-
-function batchOf(options: InferenceOptions, maxSize: number): BatchSetting {
-  return { maxSize, maxWaitMs: options.maxWaitMs };
-}
 
 async function timed(loop: RunMonitor, work: () => Promise<number>): Promise<number> {
   loop.start();

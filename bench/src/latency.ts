@@ -21,6 +21,7 @@ export interface LatencyOptions {
   batchSize: number;
   maxWaitMs: number;
   prefetch: number;
+  concurrency: number;
 }
 
 /** Publish-to-result latency of one worker at a fixed publishing rate. */
@@ -58,6 +59,7 @@ export async function measureLatency(
     workerConfig(broker, {
       plugin: 'embed.ts',
       prefetch: options.prefetch,
+      concurrency: options.concurrency,
       batch: { maxSize: options.batchSize, maxWaitMs: options.maxWaitMs },
       modelPath: options.modelPath,
       options: { model: options.model, pooling: 'cls' },

@@ -120,7 +120,35 @@ function batchedLimit(report: BenchReport): string {
         'not known.',
     );
   }
-  return parts.join(' ');
+  parts.push(queueEvidence(i));
+  return parts.filter((part) => part !== '').join(' ');
+}
+
+/**
+ * What the runs beside (a) and (b) say: how a queue worker written by hand fares on the same
+ * machine, and how Warren fares when the model leaves a core to the rest.
+ */
+function queueEvidence(i: NonNullable<BenchReport['inference']>): string {
+  const a = i.warrenBatched.sentencesPerSecond;
+  const b = i.direct.sentencesPerSecond;
+  const d = i.plainQueue.sentencesPerSecond;
+  const e = i.warrenOneThread.sentencesPerSecond;
+  const f = i.directOneThread.sentencesPerSecond;
+  if (!(d > 0 && e > 0 && f > 0)) return '';
+  return (
+    `The embedding worker written on amqplib (d) reached ${formatNumber(d)} sentences/s, ` +
+    `${formatNumber(d / b, 2)}× the direct calls` +
+    (a >= 0.95 * d
+      ? `, and Warren ${formatNumber(a / d, 2)}× that worker: what (a) loses to (b) is what ` +
+        'taking jobs and publishing results costs on this machine, not something of Warren alone.'
+      : `; Warren reached ${formatNumber(a / d, 2)}× that worker.`) +
+    ` With ONNX Runtime held to one thread, Warren reached ${formatNumber(e)} sentences/s and ` +
+    `the direct calls ${formatNumber(f)} (${formatNumber(e / f, 2)}×)` +
+    (e / f >= 0.95
+      ? ': when the model leaves a core to the event loop and the broker, the queue does not ' +
+        'slow it.'
+      : '.')
+  );
 }
 
 function batchingLimit(report: BenchReport): string {

@@ -21,6 +21,8 @@ export async function startPlainEmbedder(
     model: string;
     prefetch: number;
     maxBatch: number;
+    /** Called each time a job is acked (its result confirmed). */
+    onAcked?: () => void;
   },
 ): Promise<PlainEmbedder> {
   const channel = await connection.createChannel();
@@ -37,7 +39,10 @@ export async function startPlainEmbedder(
     replies.publish('', message.properties.replyTo, body, properties, (error) => {
       replying -= 1;
       if (error) channel.nack(message, false, true);
-      else channel.ack(message);
+      else {
+        channel.ack(message);
+        options.onAcked?.();
+      }
     });
   };
   // The next batch starts as soon as the model is free; replies are confirmed meanwhile.

@@ -1,7 +1,7 @@
 import { DEFAULT_DEDUPE_MAX_ENTRIES } from '@warren/core';
 import type { BenchReport, Figure } from './figures.ts';
 import { formatNumber, formatPercent } from './format.ts';
-import type { EmbedRun } from './inference.ts';
+import type { EmbedRun, InferenceResult } from './inference.ts';
 import { limitsOf } from './limits.ts';
 
 /** The summary as a fixed-width text table for the terminal. */
@@ -150,14 +150,21 @@ function measured(report: BenchReport): string {
           'of each pair) embedded with use-lite-en (fp32, `cls` pooling, normalised; ' +
           '`LocalInference` from the local folder, remote loading off). (a) Warren, in this ' +
           `process, drains a queue pre-filled with one job per sentence, prefetch ${inference.prefetch}, ` +
-          `batch maxSize ${inference.batchSize}, maxWaitMs ${inference.maxWaitMs}, with ` +
-          '`bench/plugins/embed.ts` (`handleBatch` makes one `featureExtraction` call per batch). ' +
+          `batch maxSize ${inference.batchSize}, maxWaitMs ${inference.maxWaitMs}, concurrency ` +
+          `${inference.concurrency}, with \`bench/plugins/embed.ts\` (\`handleBatch\` makes one ` +
+          '`featureExtraction` call per batch). ' +
           `(b) \`LocalInference.featureExtraction\` called directly with ${inference.batchSize} ` +
           'sentences per call, one call after another, no broker. (c) as (a) with batch maxSize ' +
-          `1 (\`handle\`, one call per job). The model is loaded once (${formatNumber(inference.modelLoadSeconds, 2)} s) ` +
+          '1 (`handle`, one call per job). (d) the embedding worker of figure 3, written on ' +
+          'amqplib, drains the same queue (same prefetch, batches of up to ' +
+          `${inference.batchSize}), timed from before it subscribes to its last ack. In (a) to (d) ` +
+          `ONNX Runtime runs each batch on ${inference.intraOpThreads} thread(s) ` +
+          "(LocalInference's default on this machine); (e) as (a) and (f) as (b) with one thread, " +
+          'which leaves a core to the event loop and the broker. ' +
+          `The model is loaded once per thread setting (${formatNumber(inference.modelLoadSeconds, 2)} s) ` +
           'and warm before any timing. Each result is a ' +
           `${formatNumber(inference.resultBytes)}-byte JSON vector that Warren publishes with a confirm. ` +
-          `Order per round: b, a, c; ${inference.rounds} round(s); best of each.`,
+          `Order per round: b, a, c, d, f, e; ${inference.rounds} round(s); best of each.`,
         '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
           'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
@@ -166,13 +173,7 @@ function measured(report: BenchReport): string {
         '',
         '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence |',
         '|---|---:|---:|---:|---:|---:|',
-        ...(
-          [
-            ['(a) Warren, batched', inference.warrenBatched],
-            ['(b) model called directly', inference.direct],
-            ['(c) Warren, maxSize 1', inference.warrenUnbatched],
-          ] as const
-        ).map(
+        ...embedRuns(inference).map(
           ([name, run]) =>
             `| ${name} | ${formatNumber(run.sentencesPerSecond)} | ` +
             `${formatNumber(run.processSeconds, 2)} s | ${formatNumber(run.mainThreadSeconds, 2)} s | ` +
@@ -269,13 +270,7 @@ function measured(report: BenchReport): string {
     );
   }
   if (inference) {
-    const rows = (
-      [
-        ['(a) Warren, batched', inference.warrenBatched],
-        ['(b) model called directly', inference.direct],
-        ['(c) Warren, maxSize 1', inference.warrenUnbatched],
-      ] as const
-    ).map(
+    const rows = embedRuns(inference).map(
       ([name, run]) =>
         `| ${name} | ${formatNumber(run.loopDelayP99Ms)} ms | ${formatNumber(run.loopDelayMaxMs)} ms |`,
     );
@@ -330,6 +325,18 @@ function profile(report: BenchReport): string {
     '',
     ...table(p.topFunctions),
   ].join('\n');
+}
+
+/** The runs of measurement 2, named as the page names them. */
+function embedRuns(inference: InferenceResult): Array<[string, EmbedRun]> {
+  return [
+    ['(a) Warren, batched', inference.warrenBatched],
+    ['(b) model called directly', inference.direct],
+    ['(c) Warren, maxSize 1', inference.warrenUnbatched],
+    ['(d) amqplib embedding worker', inference.plainQueue],
+    ['(e) Warren, batched, one model thread', inference.warrenOneThread],
+    ['(f) model called directly, one thread', inference.directOneThread],
+  ];
 }
 
 /** Both processes' CPU time per sentence, in ms; the broker counts as 0 when unknown. */

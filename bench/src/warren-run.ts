@@ -25,6 +25,8 @@ export interface WorkerSetup {
   options?: unknown;
   /** Folder of local models; remote loading is always off. */
   modelPath: string;
+  /** ONNX Runtime's threads per model run (`inference.local.intraOpThreads`); its default if absent. */
+  intraOpThreads?: number;
 }
 
 /**
@@ -49,7 +51,13 @@ export function workerConfig(broker: BenchBroker, setup: WorkerSetup): Record<st
   if (setup.batch !== undefined && workerTakesBatch()) handler.batch = setup.batch;
   return {
     topology: { prefix: broker.prefix },
-    inference: { local: { modelPath: setup.modelPath, allowRemoteModels: false } },
+    inference: {
+      local: {
+        modelPath: setup.modelPath,
+        allowRemoteModels: false,
+        ...(setup.intraOpThreads === undefined ? {} : { intraOpThreads: setup.intraOpThreads }),
+      },
+    },
     handlers: [handler],
     log: { level: 'warn' },
   };
