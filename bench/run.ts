@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AMQP_URL, BenchBroker } from './src/broker.ts';
@@ -20,7 +20,11 @@ const USAGE = `Usage: pnpm bench [--quick] [--write] [--models DIR] [--data FILE
 
 Measures Warren against a baseline for each figure, prints a table, and writes the report
 (default docs/benchmarks.md and docs/benchmarks.svg beside it).
-  --quick    smaller counts (about a minute); does not write the report unless --write is given
+  --quick    smaller counts and one round (about a minute), to check that the bench works; prints
+             the table and writes nothing unless --write is given
+  --write    with --quick: write the report too; needs --out, so that a quick run never replaces
+             docs/benchmarks.md
+  --out      the report's file (the chart goes beside it, .svg); default docs/benchmarks.md
   --models   folder holding use-lite-en (default ../shared/models)
   --data     STS Benchmark test file (default ../shared/data/sts-b/sts-test.csv)
 RabbitMQ: AMQP_URL, default amqp://guest:guest@127.0.0.1:5672.`;
@@ -62,21 +66,44 @@ const EMBED_PREFETCH = 64;
 /** Two batches in flight: the next is tokenised while the model runs (docs/operating.md). */
 const EMBED_CONCURRENCY = 2;
 
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  write: { type: 'boolean', default: false },
+  models: { type: 'string', default: join(SHARED, 'models') },
+  data: { type: 'string', default: join(SHARED, 'data', 'sts-b', 'sts-test.csv') },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** A bad command line: says why and how to call it, and exits 2, as the worker binary does. */
+function usageError(message: string): void {
+  console.error(`warren bench: ${message}\n\n${USAGE}`);
+  process.exitCode = 2;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
-      models: { type: 'string', default: join(SHARED, 'models') },
-      data: { type: 'string', default: join(SHARED, 'data', 'sts-b', 'sts-test.csv') },
-      out: { type: 'string', default: join(REPO_ROOT, 'docs', 'benchmarks.md') },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let values: Options;
+  try {
+    ({ values } = parseArgs({ options: OPTIONS }));
+  } catch (error) {
+    return usageError(error instanceof Error ? error.message : String(error));
+  }
   if (values.help) {
     console.log(USAGE);
     return;
   }
+  if (values.quick && values.write && values.out === undefined) {
+    return usageError(
+      '--quick --write needs --out: a quick run must not replace docs/benchmarks.md',
+    );
+  }
+  // Absolute, so that the worker's config (resolved against its folder) names the same model
+  // folder as this process's client and the two share one loaded model.
+  const models = resolve(values.models);
+  const data = resolve(values.data);
+  const out = resolve(values.out ?? join(REPO_ROOT, 'docs', 'benchmarks.md'));
   const sizes = values.quick ? SIZES.quick : SIZES.full;
   const log = (line: string) => console.log(line);
   const startedAt = new Date();
@@ -100,13 +127,13 @@ async function main(): Promise<void> {
         prefetch: PREFETCH,
         bodyBytes: BODY_BYTES,
         rounds: sizes.overheadRounds,
-        modelPath: values.models,
+        modelPath: models,
       },
       log,
     );
 
     log('2. inference throughput (and 5. event-loop delay)');
-    const model = { dataFile: values.data, modelPath: values.models, model: MODEL };
+    const model = { dataFile: data, modelPath: models, model: MODEL };
     const batching = {
       batchSize: BATCH_SIZE,
       maxWaitMs: BATCH_WAIT_MS,
@@ -152,7 +179,7 @@ async function main(): Promise<void> {
         jobs: sizes.profileJobs,
         prefetch: PREFETCH,
         bodyBytes: BODY_BYTES,
-        modelPath: values.models,
+        modelPath: models,
       });
     }
   } finally {
@@ -170,11 +197,11 @@ async function main(): Promise<void> {
     log(`quick run (${report.seconds.toFixed(0)} s): report not written; add --write to write it`);
     return;
   }
-  const chartFile = `${values.out.replace(/\.md$/, '')}.svg`;
-  await mkdir(dirname(values.out), { recursive: true });
+  const chartFile = `${out.replace(/\.md$/, '')}.svg`;
+  await mkdir(dirname(out), { recursive: true });
   await writeFile(chartFile, renderChart(figures, 'Warren ÷ baseline, per figure'));
-  await writeFile(values.out, renderMarkdown(report, figures, basename(chartFile)));
-  log(`wrote ${values.out} and ${chartFile} (${report.seconds.toFixed(0)} s)`);
+  await writeFile(out, renderMarkdown(report, figures, basename(chartFile)));
+  log(`wrote ${out} and ${chartFile} (${report.seconds.toFixed(0)} s)`);
 }
 
 try {

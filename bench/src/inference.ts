@@ -1,10 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { defaultIntraOpThreads, LocalInference } from '@warren/inference';
+import {
+  defaultIntraOpThreads,
+  LocalInference,
+  type LocalInferenceOptions,
+} from '@warren/inference';
 import type { BenchBroker } from './broker.ts';
 import { type CpuUse, NO_CPU_USE, startCpuMeter } from './cpu.ts';
 import { startPlainEmbedder } from './plain-embedder.ts';
-import { drainWithWarren, workerTakesBatch } from './warren-run.ts';
+import { drainWithWarren, until, workerTakesBatch } from './warren-run.ts';
 
 const MODEL_TYPE = 'bench-embed';
 const POOLING = 'cls';
@@ -112,16 +116,24 @@ export async function measureInference(
   const resultBytes = Buffer.byteLength(JSON.stringify({ embedding: sample }));
   const connection = await broker.connectPlain('warren-bench-embedder');
 
+  // As many calls in flight as Warren's handler calls, so that both can tokenise a batch while
+  // the model runs another: the baseline does all that calling the model by hand can.
   const direct = async (client: LocalInference): Promise<number> => {
     const startedAt = performance.now();
-    for (let start = 0; start < sentences.length; start += options.batchSize) {
-      await client.featureExtraction({
-        model: options.model,
-        inputs: sentences.slice(start, start + options.batchSize),
-        pooling: POOLING,
-        normalize: true,
-      });
-    }
+    let next = 0;
+    const caller = async () => {
+      while (next < sentences.length) {
+        const start = next;
+        next += options.batchSize;
+        await client.featureExtraction({
+          model: options.model,
+          inputs: sentences.slice(start, start + options.batchSize),
+          pooling: POOLING,
+          normalize: true,
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, caller));
     return sentences.length / ((performance.now() - startedAt) / 1000);
   };
   const fill = () =>
@@ -141,14 +153,10 @@ export async function measureInference(
     await broker.purge(results);
     return run.jobsPerSecond;
   };
-  // Timed like Warren's drain: from before it subscribes to the last job acked.
+  // Timed like Warren's drain: from before it subscribes until its last ack is seen.
   const plainQueue = async (loop: RunMonitor): Promise<number> => {
     await fill();
     let acked = 0;
-    let drained!: () => void;
-    const done = new Promise<void>((resolve) => {
-      drained = resolve;
-    });
     loop.start();
     const startedAt = performance.now();
     const embedder = await startPlainEmbedder(connection, queue, {
@@ -158,13 +166,18 @@ export async function measureInference(
       maxBatch: options.batchSize,
       onAcked: () => {
         acked += 1;
-        if (acked === sentences.length) drained();
       },
     });
-    await done;
+    try {
+      await until(() => {
+        if (embedder.failure !== undefined) throw embedder.failure;
+        return acked >= sentences.length;
+      });
+    } finally {
+      loop.stop();
+      await embedder.stop();
+    }
     const seconds = (performance.now() - startedAt) / 1000;
-    loop.stop();
-    await embedder.stop();
     await broker.purge(results);
     return sentences.length / seconds;
   };
@@ -213,6 +226,16 @@ export async function measureInference(
     directOneThread: best.directOneThread,
     modelLoadSeconds,
     resultBytes,
+  };
+}
+
+/** The bench's LocalInference options: fp32 models from `modelPath`, never from the hub. */
+export function localModels(modelPath: string, intraOpThreads?: number): LocalInferenceOptions {
+  return {
+    localModelPath: modelPath,
+    allowRemoteModels: false,
+    dtype: 'fp32',
+    ...(intraOpThreads === undefined ? {} : { intraOpThreads }),
   };
 }
 

@@ -4,7 +4,7 @@ import { LocalInference } from '@warren/inference';
 import { loadHandler, parseConfig, Worker } from '@warren/worker';
 import { pino } from 'pino';
 import type { BenchBroker } from './broker.ts';
-import { readSentences } from './inference.ts';
+import { localModels, readSentences } from './inference.ts';
 import { startPlainEmbedder } from './plain-embedder.ts';
 import { percentile } from './stats.ts';
 import { workerConfig } from './warren-run.ts';
@@ -83,11 +83,7 @@ export async function measureLatency(
   log(`  warren: p50 ${warren.p50Ms.toFixed(1)} ms, p99 ${warren.p99Ms.toFixed(1)} ms`);
 
   const connection = await broker.connectPlain('warren-bench-plain-embedder');
-  const inference = new LocalInference({
-    localModelPath: options.modelPath,
-    allowRemoteModels: false,
-    dtype: 'fp32',
-  });
+  const inference = new LocalInference(localModels(options.modelPath));
   const embedder = await startPlainEmbedder(connection, queue, {
     inference,
     model: options.model,

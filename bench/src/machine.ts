@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 
 /** The machine a bench ran on, as the report prints it. */
@@ -12,6 +12,11 @@ export interface MachineInfo {
   /** `rabbitmqctl version`, or why it is unknown. */
   rabbitmq: string;
   os: string;
+  /**
+   * The 1-minute load average as the bench started: above a fraction of the cores, something
+   * else was running and every figure is suspect.
+   */
+  loadAtStart: number;
   /**
    * The share of the machine's CPU time that the hypervisor gave to others while the bench ran
    * (steal time, from /proc/stat), 0 to 1; absent where it cannot be read.
@@ -52,6 +57,7 @@ export async function describeMachine(): Promise<MachineInfo> {
     cpu: await cpuModel(),
     cores: cpus().length,
     memoryGiB: totalmem() / 1024 ** 3,
+    loadAtStart: loadavg()[0]!,
     node: process.version,
     rabbitmq: await rabbitmqVersion(),
     os: `${process.platform} ${(await readFile('/proc/sys/kernel/osrelease', 'utf-8').catch(() => '?')).trim()}`,

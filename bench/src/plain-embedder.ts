@@ -3,6 +3,8 @@ import type { ChannelModel, ConsumeMessage } from 'amqplib';
 
 /** A running baseline worker; `stop` cancels it and closes its channels. */
 export interface PlainEmbedder {
+  /** What a model call threw, if one did: the worker then stops taking batches. */
+  readonly failure: unknown;
   stop(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function startPlainEmbedder(
   const waiting: ConsumeMessage[] = [];
   let busy = false;
   let replying = 0;
+  let failure: unknown;
 
   const reply = (message: ConsumeMessage, embedding: number[]) => {
     const body = Buffer.from(JSON.stringify({ embedding }));
@@ -47,17 +50,24 @@ export async function startPlainEmbedder(
   };
   // The next batch starts as soon as the model is free; replies are confirmed meanwhile.
   const embedWaiting = async () => {
-    if (busy || waiting.length === 0) return;
+    if (busy || waiting.length === 0 || failure !== undefined) return;
     busy = true;
     const batch = waiting.splice(0, options.maxBatch);
     const texts = batch.map((message) => (JSON.parse(message.content.toString()) as Text).text);
-    const vectors = await options.inference.featureExtraction({
-      model: options.model,
-      inputs: texts,
-      pooling: 'cls',
-      normalize: true,
-    });
-    busy = false;
+    let vectors: number[][];
+    try {
+      vectors = await options.inference.featureExtraction({
+        model: options.model,
+        inputs: texts,
+        pooling: 'cls',
+        normalize: true,
+      });
+    } catch (error) {
+      failure = error;
+      return;
+    } finally {
+      busy = false;
+    }
     for (const [i, message] of batch.entries()) reply(message, vectors[i]!);
     void embedWaiting();
   };
@@ -68,9 +78,12 @@ export async function startPlainEmbedder(
     void embedWaiting();
   });
   return {
+    get failure() {
+      return failure;
+    },
     async stop() {
       await channel.cancel(consumerTag);
-      while (busy || waiting.length > 0 || replying > 0) {
+      while (busy || (waiting.length > 0 && failure === undefined) || replying > 0) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await channel.close();

@@ -52,7 +52,7 @@ export function renderMarkdown(
 }
 
 function header(report: BenchReport): string {
-  return [
+  const lines = [
     '# Benchmarks',
     '',
     `Written by \`pnpm bench\`${report.quick ? ' --quick' : ''} on ${report.startedAt} ` +
@@ -60,7 +60,16 @@ function header(report: BenchReport): string {
       'puts Warren beside a baseline measured in the same run, one after the other, on the same ' +
       'broker, and gives the ratio Warren ÷ baseline. These are measurements, not tests: nothing ' +
       'here passes or fails.',
-  ].join('\n');
+  ];
+  if (report.quick) {
+    lines.push(
+      '',
+      '**A quick run:** small counts and one round each, to check that the bench works. ' +
+        'Start-up is a large share of each drain and single runs move a lot, so these figures ' +
+        'are not comparable with a full run and say nothing about the targets.',
+    );
+  }
+  return lines.join('\n');
 }
 
 function machine(report: BenchReport): string {
@@ -76,8 +85,18 @@ function machine(report: BenchReport): string {
     `| OS | ${m.os} |`,
     `| Node.js | ${m.node} |`,
     `| RabbitMQ | ${m.rabbitmq} (on the same machine, over loopback) |`,
+    `| load average as it started | ${load(m.loadAtStart, m.cores)} |`,
     `| CPU time stolen during the run | ${stolen(m.stolen)} |`,
   ].join('\n');
+}
+
+/** The 1-minute load average before the bench's own work, with a warning if others ran. */
+function load(average: number, cores: number): string {
+  const text = `${formatNumber(average, 2)} (1 minute)`;
+  return average < 0.25 * cores
+    ? text
+    : `${text}: other processes were using the CPU as it started, and may have slowed any ` +
+        'run unevenly; run it again on an idle machine before comparing';
 }
 
 /**
@@ -107,6 +126,9 @@ function summary(figures: readonly Figure[], chartFile: string): string {
     '|---|---|---:|---:|---:|---|',
     ...rows,
     '',
+    'For throughput a ratio above 1 favours Warren; for latency, memory and loop delay one ' +
+      'below 1 does. The letters in 2 name the runs described under "2. Inference throughput".',
+    '',
     `![Warren ÷ baseline for each figure](${chartFile})`,
   ].join('\n');
 }
@@ -126,12 +148,13 @@ function measured(report: BenchReport): string {
           'job settled. The queue is filled again before each drain. Warren runs in this process ' +
           '(`Worker.start`, transport connected and plugin imported beforehand) with a no-op ' +
           'handler (`bench/plugins/noop.js`, `results: reply-to-only`) and default worker ' +
-          'settings (concurrency 1, in-memory dedupe). Its baseline (the target compares with ' +
-          'it) is a consumer written on amqplib that only acks. Then the same with jobs that ' +
+          'settings (concurrency 1, in-memory dedupe); it acks the jobs one turn of the event ' +
+          'loop settled with one `basic.ack` (`multiple`) where their tags allow. Its baseline ' +
+          '(the target compares with it) is a consumer written on amqplib that acks each ' +
+          'message on its own, as it arrives. Then the same with jobs that ' +
           'name a reply-to queue: Warren publishes a confirmed result per job before it acks ' +
           '(`warren-reply`), and an amqplib consumer publishes a small reply, waits for its ' +
-          'confirm and acks (`plain-reply`). Each runs ' +
-          `${overhead.rounds} time(s), interleaved; the best run of each is reported.`,
+          `confirm and acks (\`plain-reply\`). Each runs ${runsOf(overhead.rounds)}.`,
         '',
         `All runs (jobs/s): ${overhead.runs.map((run) => `${run.variant} ${formatNumber(run.jobsPerSecond)}`).join('; ')}.`,
         '',
@@ -154,24 +177,24 @@ function measured(report: BenchReport): string {
           `${inference.concurrency}, with \`bench/plugins/embed.ts\` (\`handleBatch\` makes one ` +
           '`featureExtraction` call per batch). ' +
           `(b) \`LocalInference.featureExtraction\` called directly with ${inference.batchSize} ` +
-          'sentences per call, one call after another, no broker. (c) as (a) with batch maxSize ' +
-          '1 (`handle`, one call per job). (d) the embedding worker of figure 3, written on ' +
+          `sentences per call, ${inference.concurrency} call(s) in flight, no broker. (c) as (a) ` +
+          'with batch maxSize 1 (`handle`, one call per job). (d) the embedding worker of figure 3, written on ' +
           'amqplib, drains the same queue (same prefetch, batches of up to ' +
           `${inference.batchSize}), timed from before it subscribes to its last ack. In (a) to (d) ` +
           `ONNX Runtime runs each batch on ${inference.intraOpThreads} thread(s) ` +
           "(LocalInference's default on this machine); (e) as (a) and (f) as (b) with one thread, " +
           'which leaves a core to the event loop and the broker. ' +
-          `The model is loaded once per thread setting (${formatNumber(inference.modelLoadSeconds, 2)} s) ` +
-          'and warm before any timing. Each result is a ' +
+          'The model is loaded once per thread setting and warm before any timing (the first ' +
+          `load took ${formatNumber(inference.modelLoadSeconds, 2)} s). Each result is a ` +
           `${formatNumber(inference.resultBytes)}-byte JSON vector that Warren publishes with a confirm. ` +
-          `Order per round: b, a, c, d, f, e; ${inference.rounds} round(s); best of each.`,
+          `In the order b, a, c, d, f, e, each runs ${runsOf(inference.rounds)}.`,
         '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
           'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
           "the model's threads, and V8's and libuv's helper threads) and /proc/<pid>/stat of " +
           "RabbitMQ's `beam.smp` on this machine:",
         '',
-        '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence |',
+        '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence, process and RabbitMQ |',
         '|---|---:|---:|---:|---:|---:|',
         ...embedRuns(inference).map(
           ([name, run]) =>
@@ -325,6 +348,11 @@ function profile(report: BenchReport): string {
     '',
     ...table(p.topFunctions),
   ].join('\n');
+}
+
+/** How often each variant ran, and which run counts. */
+function runsOf(rounds: number): string {
+  return rounds === 1 ? 'once' : `${rounds} times, interleaved; the best run of each is reported`;
 }
 
 /** The runs of measurement 2, named as the page names them. */

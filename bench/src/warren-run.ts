@@ -104,6 +104,12 @@ export async function drainWithWarren(
   }
   const stoppingAt = performance.now();
   await worker.stop();
+  // A drain counts every outcome; a figure is only worth something if each job was handled.
+  if (consumer.counts.succeeded < jobs) {
+    throw new Error(
+      `only ${consumer.counts.succeeded} of ${jobs} jobs succeeded: ${JSON.stringify(consumer.counts)}`,
+    );
+  }
   return {
     ...drained,
     counts: consumer.counts,
@@ -145,12 +151,18 @@ export function finished(counts: ConsumerCounts): number {
   );
 }
 
-/** Resolves once `done()` holds, checking every `everyMs`. */
+/** Resolves once `done()` holds, checking every `everyMs`; rejects with what `done()` throws. */
 export function until(done: () => boolean, everyMs = 2, timeoutMs = 300_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
     const check = () => {
-      if (done()) return resolve();
+      let finished: boolean;
+      try {
+        finished = done();
+      } catch (error) {
+        return reject(error);
+      }
+      if (finished) return resolve();
       if (Date.now() - startedAt > timeoutMs) {
         return reject(new Error(`gave up after ${timeoutMs / 1000} s`));
       }

@@ -17,6 +17,7 @@ const REPORT: BenchReport = {
     node: 'v20.20.2',
     rabbitmq: '3.10.8',
     os: 'linux 6.1',
+    loadAtStart: 0.12,
     stolen: 0.25,
   },
   overhead: {
@@ -197,15 +198,93 @@ describe('the bench report writers', () => {
     expect(markdown).toContain('a process that runs nothing holds 40 MiB, 72 MiB once tsx');
     expect(markdown).toContain('**5, event-loop delay:**');
     expect(markdown).not.toContain('**2 a/c');
-    // 2 a/b is missed (1,000 vs 1,100): the runs beside it say what any queue worker costs.
+    // 2 a/b is missed (1,000 vs 1,100): the runs beside it say how much of that is the queue's.
     expect(markdown).toContain('**2 a/b, batched inference:**');
-    expect(markdown).toContain(
-      'The embedding worker written on amqplib (d) reached 900 sentences/s, 0.82× the direct ' +
-        'calls, and Warren 1.11× that worker',
-    );
-    expect(markdown).toContain('Warren reached 600 sentences/s and the direct calls 610 (0.98×)');
+    expect(markdown).toContain('| (d) amqplib embedding worker | 900 |');
     expect(markdown).toContain('| (e) Warren, batched, one model thread | 600 |');
+    expect(markdown).toContain('| (f) model called directly, one thread | 25 ms | 28 ms |');
+    expect(markdown).toContain('concurrency 2');
+    expect(markdown).toContain('2 call(s) in flight');
+    expect(markdown).toContain(
+      'In the order b, a, c, d, f, e, each runs 2 times, interleaved; the best run of each',
+    );
+    expect(markdown).toContain('acks each message on its own');
+    expect(markdown).not.toContain('A quick run');
     expect(markdown).not.toMatch(/NaN|undefined/);
+  });
+
+  describe('what limits batched inference (2 a/b)', () => {
+    /** The 2 a/b paragraph of a report whose runs (d), (e) and (f) reached these rates. */
+    function paragraph(d: number, e: number, f: number): string {
+      const inference = REPORT.inference!;
+      const rate = (run: typeof inference.direct, sentencesPerSecond: number) => ({
+        ...run,
+        sentencesPerSecond,
+      });
+      const report: BenchReport = {
+        ...REPORT,
+        inference: {
+          ...inference,
+          plainQueue: rate(inference.plainQueue, d),
+          warrenOneThread: rate(inference.warrenOneThread, e),
+          directOneThread: rate(inference.directOneThread, f),
+        },
+      };
+      const markdown = renderMarkdown(report, figuresOf(report), 'benchmarks.svg');
+      return markdown.split('**2 a/b, batched inference:**')[1]!.split('\n')[0]!;
+    }
+
+    // Warren 1,000 sentences/s, the direct calls 1,100 in every case below.
+    it('says the gap is the queue when a worker by hand loses as much or more', () => {
+      const text = paragraph(900, 600, 610);
+      expect(text).toContain(
+        '(d) reached 900 sentences/s (0.82× the direct calls; Warren 1.11× it)',
+      );
+      expect(text).toContain('loses as much to the direct calls as Warren or more');
+      expect(text).toContain('Warren reached 600 sentences/s and the direct calls 610 (0.98×)');
+      expect(text).toContain('at least the 0.95 the target asks');
+    });
+
+    it("splits the gap when the worker by hand loses part of Warren's", () => {
+      // Loses 80 of Warren's 100.
+      expect(paragraph(1_020, 600, 700)).toContain(
+        "it loses 80% of what Warren loses, so most of the gap is what taking jobs and publishing results costs any queue worker on this machine; the rest is Warren's own.",
+      );
+      // Loses 50 of Warren's 100: Warren's own share is the larger.
+      const half = paragraph(1_050, 600, 700);
+      expect(half).toContain("it loses 50% of what Warren loses; the rest is Warren's own.");
+      expect(half).not.toContain('most of the gap');
+      // One model thread: 600 vs 700 is below the target's ratio, and nothing more is claimed.
+      expect(half).toContain('the direct calls 700 (0.86×).');
+      expect(half).not.toContain('at least the 0.95');
+    });
+
+    it('claims nothing about the queue when the worker by hand beats the direct calls', () => {
+      const text = paragraph(1_200, 600, 610);
+      expect(text).toContain(
+        '(d) reached 1,200 sentences/s (1.09× the direct calls; Warren 0.83× it).',
+      );
+      expect(text).not.toMatch(/loses|most of the gap/);
+    });
+
+    it('leaves the runs out when they did not happen', () => {
+      const text = paragraph(0, 600, 610);
+      expect(text).not.toContain('(d) reached');
+      expect(text).not.toContain('one thread');
+      expect(text).not.toMatch(/NaN|Infinity|undefined/);
+    });
+  });
+
+  it('warns when the machine was busy as the bench started, and marks a quick run', () => {
+    const idle = renderMarkdown(REPORT, figures, 'benchmarks.svg');
+    expect(idle).toContain('| load average as it started | 0.12 (1 minute) |');
+
+    const busy = { ...REPORT, quick: true, machine: { ...REPORT.machine, loadAtStart: 1.5 } };
+    const markdown = renderMarkdown(busy, figuresOf(busy), 'benchmarks.svg');
+    expect(markdown).toContain(
+      '| load average as it started | 1.50 (1 minute): other processes were using the CPU',
+    );
+    expect(markdown).toContain('**A quick run:**');
   });
 
   it('prints a table whose lines line up', () => {

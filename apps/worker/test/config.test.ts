@@ -69,7 +69,15 @@ describe('the worker config', () => {
 
   it('refuses a priority queue of the quorum type, and says what to do instead', () => {
     expect(configError({ handlers: [{ module: 'x' }], topology: { maxPriority: 5 } })).toMatch(
-      /^config\.topology\.maxPriority: quorum queues have no priority on RabbitMQ 3\.10: set topology\.queueType "classic"/,
+      /^config\.topology\.maxPriority: quorum queues have no priority on RabbitMQ 3\.10: set topology\.queueType "classic", or give urgent jobs a model type \(queue\) of their own$/,
+    );
+  });
+
+  it('refuses a batch larger than the prefetch, naming both and nothing else', () => {
+    const handler = { module: 'x', prefetch: 16, batch: { maxSize: 32 } };
+    expect(configError({ handlers: [handler] })).toBe(
+      "config.handlers[0].batch.maxSize: expected at most the handler's prefetch (16), found 32: " +
+        'a batch cannot hold more jobs than the broker sends',
     );
   });
 

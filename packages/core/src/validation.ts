@@ -45,8 +45,13 @@ function describeIssue(issue: z.core.$ZodIssue, options: DescribeOptions): strin
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, found ${found}`;
     default:
-      return found ? `${issue.message}, found ${found}` : issue.message;
+      // A refinement's input is the whole object it refines, which says nothing of the field.
+      return found && !isObject(issue.input) ? `${issue.message}, found ${found}` : issue.message;
   }
+}
+
+function isObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null;
 }
 
 function unitOf(origin: string): string {
