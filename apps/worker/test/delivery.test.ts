@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_RETRY_POLICY,
@@ -534,6 +535,29 @@ describe.each([
       [`bad-${lab.prefix}`]: 'schema-violation',
     });
     expect(Math.max(...batchSizes())).toBeGreaterThan(1);
+  });
+
+  it('lets a batch keep growing past its wait while the handler is busy, then starts it whole', async () => {
+    const lab = await startLab({
+      plugin: { module: BATCHER, modelType: 'batcher' },
+      prefetch: 16,
+      concurrency: 1,
+    });
+    const before = batchSizes().length;
+    await lab.publish({ n: 0, sleepMs: 1_000 });
+    await waitFor(() => batchSizes().length === before + 1, 'the slow batch to start');
+    // Two groups of jobs, each waiting longer than the batch's 30 ms, while the handler is busy.
+    for (let n = 1; n <= 3; n += 1) await lab.publish({ n });
+    await sleep(100);
+    for (let n = 4; n <= 6; n += 1) await lab.publish({ n });
+    await waitFor(() => lab.results.length === 7, 'all seven results');
+
+    // Not [1, 3, 3]: the first group did not start alone just to wait behind the slow batch.
+    expect(batchSizes().slice(before)).toEqual([1, 6]);
+    const doubled = lab.results.map(
+      (d) => JSON.parse(d.body.toString()) as { n: number; doubled: number },
+    );
+    expect(doubled.every(({ n, doubled }) => doubled === n * 2)).toBe(true);
   });
 
   it('raises its prefetch while batches come full, within its bounds, and shows each decision', async () => {

@@ -72,6 +72,8 @@ export type ConsumerEvent =
   /** The deliveries the transport handed over in one go (one socket read, say). */
   | { type: 'warren.deliveries.received'; deliveries: Delivery[] }
   | { type: 'warren.batch.due' }
+  /** A handler call ended, so a slot is free (sent only while a due batch waits for one). */
+  | { type: 'warren.handler.free' }
   | { type: 'warren.consumer.cancelled'; reason: string }
   /** Jobs that finished since the last such event. */
   | { type: 'warren.jobs.finished'; outputs: JobOutput[] };
@@ -106,11 +108,26 @@ interface ConsumerContext {
   nextJobId: number;
   /** Deliveries waiting for their batch to fill (see {@link addToBatch}). */
   pending: PendingBatch;
-  /** Flushes the pending batch when its wait is over. */
+  /**
+   * Flushes the pending batch when its wait is over; {@link WAITING_FOR_HANDLER} once it is over
+   * while every handler slot is taken.
+   */
   batchTimer?: Timer;
   stopRequested: boolean;
   counts: ConsumerCounts;
   error?: unknown;
+}
+
+/**
+ * Stands for the batch timer of a batch whose wait is over while every handler call allowed is
+ * running: it keeps growing (up to its size and the prefetch window) until a call ends, since
+ * starting it would only queue it behind them, smaller than it need be.
+ */
+export const WAITING_FOR_HANDLER: Timer = Object.freeze({ cancel() {} });
+
+/** Whether every handler call the consumer allows is running or queued. */
+function handlerBusy(limiter: PQueue): boolean {
+  return limiter.pending + limiter.size >= limiter.concurrency;
 }
 
 /**
@@ -233,11 +250,18 @@ export const consumerMachine = setup({
         counts: { ...context.counts, received: context.counts.received + deliveries.length },
       });
     }),
-    /** Starts the pending batch as it is: its wait is over, or the consumer is draining. */
-    flush: enqueueActions(({ context, enqueue }) => {
+    /**
+     * Starts the pending batch as it is: its wait is over, or the consumer is draining. With
+     * `whenFree`, only if a handler call can take it now; else it waits for one (and grows).
+     */
+    flush: enqueueActions(({ context, enqueue }, params?: { whenFree: boolean }) => {
       context.batchTimer?.cancel();
       if (context.pending.deliveries.length === 0) {
         enqueue.assign({ batchTimer: undefined });
+        return;
+      }
+      if (params?.whenFree && handlerBusy(context.env.limiter)) {
+        enqueue.assign({ batchTimer: WAITING_FOR_HANDLER });
         return;
       }
       const deliveries = [...context.pending.deliveries];
@@ -365,7 +389,11 @@ export const consumerMachine = setup({
       entry: 'endProbation',
       on: {
         'warren.deliveries.received': { actions: 'collect' },
-        'warren.batch.due': { actions: 'flush' },
+        'warren.batch.due': { actions: { type: 'flush', params: { whenFree: true } } },
+        'warren.handler.free': {
+          guard: ({ context }) => context.batchTimer === WAITING_FOR_HANDLER,
+          actions: { type: 'flush', params: { whenFree: true } },
+        },
         'warren.jobs.finished': [
           {
             guard: ({ event }) => event.outputs.some((output) => output.fault !== undefined),
