@@ -560,6 +560,31 @@ describe.each([
     expect(doubled.every(({ n, doubled }) => doubled === n * 2)).toBe(true);
   });
 
+  it("counts the time a batch waits for the handler toward the broker's consumer timeout", async () => {
+    const lab = await startLab({
+      plugin: { module: BATCHER, modelType: 'batcher' },
+      prefetch: 16,
+      concurrency: 1,
+      consumerTimeoutMs: 2_000,
+    });
+    const before = batchSizes().length;
+    await lab.publish({ n: 0, sleepMs: 1_500 }, { messageId: `first-${lab.prefix}` });
+    await waitFor(() => batchSizes().length === before + 1, 'the first batch to start');
+    // Waits about 1.5 s for the handler, then would run 1.5 s: past the 1.8 s it may be held.
+    await lab.publish({ n: 1, sleepMs: 1_500 }, { messageId: `second-${lab.prefix}` });
+    await waitFor(
+      () => lab.results.length + lab.deadLetters.length === 2,
+      'both jobs to end',
+      10_000,
+    );
+
+    expect(lab.results.map((r) => r.properties.correlationId)).toEqual([`first-${lab.prefix}`]);
+    expect(lab.deadLetters.map((d) => d.properties.messageId)).toEqual([`second-${lab.prefix}`]);
+    expect(lab.deadLetters[0]!.properties.headers).toMatchObject({
+      [HEADERS.errorCode]: 'WARREN_CONSUMER_TIMEOUT',
+    });
+  });
+
   it('raises its prefetch while batches come full, within its bounds, and shows each decision', async () => {
     const lab = await startLab({
       plugin: { module: BATCHER, modelType: 'batcher' },

@@ -137,9 +137,17 @@ function handlerBusy(limiter: PQueue): boolean {
  */
 const REAL_SET_IMMEDIATE = globalThis.setImmediate;
 
-/** Runs a job; its output goes back to the consumer with others that finish alongside it. */
-function startJob(jobId: string, deliveries: readonly Delivery[], context: ConsumerContext): void {
-  runJob(jobId, deliveries, context.env.jobDeps, context.env.observeJob).then(
+/**
+ * Runs a job whose first delivery arrived at `receivedAt`; its output goes back to the consumer
+ * with others that finish alongside it.
+ */
+function startJob(
+  jobId: string,
+  deliveries: readonly Delivery[],
+  receivedAt: number,
+  context: ConsumerContext,
+): void {
+  runJob(jobId, deliveries, receivedAt, context.env.jobDeps, context.env.observeJob).then(
     context.env.reportJob,
     (error) => {
       // Only a throwing observer or clock gets here. The job still gives its deliveries back (a
@@ -199,12 +207,13 @@ export const consumerMachine = setup({
       }
       let { nextJobId, batchTimer, pending } = context;
       // Started by one action, not one each: xstate's cost per action exceeds a job's start.
-      const starts: Array<{ jobId: string; batch: readonly Delivery[] }> = [];
+      const starts: Array<{ jobId: string; batch: readonly Delivery[]; since: number }> = [];
+      const now = context.env.jobDeps.clock.now();
       for (const delivery of deliveries) {
-        const added = addToBatch(pending, delivery, context.env.batch);
+        const added = addToBatch(pending, delivery, context.env.batch, now);
         pending = added.pending;
-        for (const batch of added.ready) {
-          starts.push({ jobId: `job.${nextJobId}`, batch });
+        for (const { deliveries: batch, since } of added.ready) {
+          starts.push({ jobId: `job.${nextJobId}`, batch, since });
           nextJobId += 1;
         }
       }
@@ -221,7 +230,7 @@ export const consumerMachine = setup({
         const jobId = `job.${nextJobId}`;
         const batch = [...pending.deliveries];
         context.env.windowFull.add(jobId);
-        starts.push({ jobId, batch });
+        starts.push({ jobId, batch, since: pending.since });
         deliveriesInFlight += batch.length;
         pending = EMPTY_BATCH;
         nextJobId += 1;
@@ -229,7 +238,7 @@ export const consumerMachine = setup({
       const started = starts.length;
       if (started > 0) {
         enqueue(() => {
-          for (const { jobId, batch } of starts) startJob(jobId, batch, context);
+          for (const { jobId, batch, since } of starts) startJob(jobId, batch, since, context);
         });
         batchTimer?.cancel();
         batchTimer = undefined;
@@ -265,7 +274,8 @@ export const consumerMachine = setup({
         return;
       }
       const deliveries = [...context.pending.deliveries];
-      enqueue(() => startJob(`job.${context.nextJobId}`, deliveries, context));
+      const { since } = context.pending;
+      enqueue(() => startJob(`job.${context.nextJobId}`, deliveries, since, context));
       enqueue.assign({
         pending: EMPTY_BATCH,
         batchTimer: undefined,
@@ -330,31 +340,40 @@ export const consumerMachine = setup({
   },
 }).createMachine({
   id: 'consumer',
-  context: ({ input: { prefetch, ...env }, self }) => ({
-    env: {
-      ...env,
-      windowFull: new Set(),
-      reportJob: inOneEvent(
-        (outputs: JobOutput[]) => {
-          // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
-          if (self.getSnapshot().status === 'active')
-            self.send({ type: 'warren.jobs.finished', outputs });
-        },
-        REAL_SET_IMMEDIATE,
-        // A fault stops the consumer now, before the broker hands its deliveries to it again.
-        (output) => output.fault !== undefined,
-      ),
-    },
-    prefetch,
-    jobsInFlight: 0,
-    deliveriesInFlight: 0,
-    nextJobId: 1,
-    pending: EMPTY_BATCH,
-    stopRequested: false,
-    probation: true,
-    freshSeen: false,
-    counts: { ...NO_COUNTS },
-  }),
+  context: ({ input: { prefetch, ...env }, self }) => {
+    // A batch whose wait ended while every handler call was taken starts when one ends.
+    env.limiter.on('next', () => {
+      const snapshot = self.getSnapshot();
+      if (snapshot.status === 'active' && snapshot.context.batchTimer === WAITING_FOR_HANDLER) {
+        self.send({ type: 'warren.handler.free' });
+      }
+    });
+    return {
+      env: {
+        ...env,
+        windowFull: new Set(),
+        reportJob: inOneEvent(
+          (outputs: JobOutput[]) => {
+            // Jobs abandoned by a failed consumer may still finish; nobody is listening then.
+            if (self.getSnapshot().status === 'active')
+              self.send({ type: 'warren.jobs.finished', outputs });
+          },
+          REAL_SET_IMMEDIATE,
+          // A fault stops the consumer now, before the broker hands its deliveries to it again.
+          (output) => output.fault !== undefined,
+        ),
+      },
+      prefetch,
+      jobsInFlight: 0,
+      deliveriesInFlight: 0,
+      nextJobId: 1,
+      pending: EMPTY_BATCH,
+      stopRequested: false,
+      probation: true,
+      freshSeen: false,
+      counts: { ...NO_COUNTS },
+    };
+  },
   initial: 'idle',
   states: {
     idle: {

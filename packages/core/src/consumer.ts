@@ -5,7 +5,7 @@ import { type Actor, createActor, type InspectionEvent } from 'xstate';
 import type { AuditSink } from './audit.ts';
 import { type Clearance, clearanceProblem, DEFAULT_CLEARANCE } from './clearance.ts';
 import { type Clock, systemClock } from './clock.ts';
-import { type ConsumerCounts, consumerMachine, WAITING_FOR_HANDLER } from './consumer-machine.ts';
+import { type ConsumerCounts, consumerMachine } from './consumer-machine.ts';
 import { ConsumerTelemetry } from './consumer-telemetry.ts';
 import type { BodyDecryptor } from './encryption.ts';
 import { ConfigError, IllegalStateError } from './errors.ts';
@@ -205,13 +205,6 @@ export class Consumer {
             : { consumerTimeoutMs: options.consumerTimeoutMs }),
         },
       },
-    });
-    // A batch whose wait ended while every handler call was taken starts when one ends.
-    limiter.on('next', () => {
-      const snapshot = this.#actor.getSnapshot();
-      if (snapshot.status === 'active' && snapshot.context.batchTimer === WAITING_FOR_HANDLER) {
-        this.#actor.send({ type: 'warren.handler.free' });
-      }
     });
     // Inspection costs a little on every event xstate handles: only while someone watches.
     if (this.#debug) this.#watch();

@@ -73,10 +73,12 @@ const STEPS = [
 export function runJob(
   jobId: string,
   deliveries: readonly Delivery[],
+  receivedAt: number,
   deps: JobDeps,
   observe: JobObserver | undefined,
 ): Promise<JobOutput> {
-  const items = toItems(deliveries, deps.clock.now());
+  // When the batch's first delivery arrived: the broker's consumer timeout counts from there.
+  const items = toItems(deliveries, receivedAt);
   const trace = deps.telemetry?.jobStarted(items);
   // In the process span's context, whatever the steps log or trace belongs to the job.
   return trace === undefined

@@ -21,10 +21,17 @@ function feed(
   let pending: PendingBatch = EMPTY_BATCH;
   const batches: number[][] = [];
   sizes.forEach((bytes, index) => {
-    const step = addToBatch(pending, delivery(index, bytes), options);
+    // Delivery n arrives at time 100 + n.
+    const step = addToBatch(pending, delivery(index, bytes), options, 100 + index);
     pending = step.pending;
-    for (const batch of step.ready) batches.push(batch.map((d) => d.deliveryTag));
+    for (const batch of step.ready) {
+      batches.push(batch.deliveries.map((d) => d.deliveryTag));
+      expect(batch.since).toBe(100 + batch.deliveries[0]!.deliveryTag);
+    }
   });
+  if (pending.deliveries.length > 0) {
+    expect(pending.since).toBe(100 + pending.deliveries[0]!.deliveryTag);
+  }
   return { batches, pending: pending.deliveries.map((d) => d.deliveryTag) };
 }
 

@@ -195,11 +195,16 @@ export class Harness {
     );
   }
 
-  /** Gives a handler that awaits real I/O a little real time to return. */
+  /**
+   * Gives a handler that awaits real I/O a little real time to return: the job's own, or the one
+   * its batch waits for before it starts.
+   */
   async #graceForHandler(messageId: string): Promise<void> {
     const { outcomes, jobs, handlerGraceMs } = this.#parts;
     for (let waited = 0; waited < handlerGraceMs; waited += GRACE_STEP_MS) {
-      if (outcomes.of(messageId) !== undefined || jobs.stateOf(messageId) !== 'handling') return;
+      if (outcomes.of(messageId) !== undefined) return;
+      const state = jobs.stateOf(messageId);
+      if (state !== 'handling' && !(state === undefined && jobs.anyHandling())) return;
       await realDelay(GRACE_STEP_MS);
       await this.#settle();
     }

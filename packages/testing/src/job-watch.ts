@@ -33,6 +33,12 @@ export class JobWatch {
     return this.#jobs.get(messageId)?.state;
   }
 
+  /** Whether some job's handler is running (a batch may be waiting for it to end). */
+  anyHandling(): boolean {
+    for (const track of this.#jobs.values()) if (track.state === 'handling') return true;
+    return false;
+  }
+
   /** Records a job actor's move; a job that starts again no longer waits in a delay queue. */
   transitioned(event: TransitionEvent): void {
     if (event.actor !== 'job') return;
@@ -72,7 +78,10 @@ export class JobWatch {
   describe(messageId: string): string {
     const track = this.#jobs.get(messageId);
     if (track?.state === undefined) {
-      return 'the consumer has not received it (it holds `prefetch` jobs already?)';
+      return this.anyHandling()
+        ? 'it has not started: its batch waits for a handler call to end (see `concurrency`), ' +
+            'or the consumer holds `prefetch` jobs already'
+        : 'the consumer has not received it (it holds `prefetch` jobs already?)';
     }
     if (track.state === 'handling') {
       return 'its handler has not returned (or waits for a free slot under `concurrency`)';

@@ -243,6 +243,32 @@ describe('the plugin test harness', () => {
     expect(await harness.result(id)).toEqual({ text: 'hello' });
   });
 
+  it('waits for the handler call a batch waits on before it can start', async () => {
+    const sizes: number[] = [];
+    const batching = defineHandler({
+      name: 'batching',
+      modelType: 'lab',
+      input,
+      batch: { maxSize: 8, maxWaitMs: 5 },
+      async handleBatch(inputs) {
+        sizes.push(inputs.length);
+        await realSleep(100);
+        return inputs.map(({ text }) => ({ text }));
+      },
+    });
+    const harness = await start({ handler: batching });
+
+    const first = await harness.publish({ text: 'a' });
+    await harness.advance(5);
+    // The handler holds the first batch for 100 ms of real time; this one waits for it.
+    const second = await harness.publish({ text: 'b' });
+    await harness.advance(5);
+
+    expect(await harness.result(second)).toEqual({ text: 'b' });
+    expect(await harness.result(first)).toEqual({ text: 'a' });
+    expect(sizes).toEqual([1, 1]);
+  });
+
   it('runs the handler with the given inference client and its options, defaults applied', async () => {
     const requests: unknown[] = [];
     const inference: InferenceClient = {
