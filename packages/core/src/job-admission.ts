@@ -34,6 +34,16 @@ export async function prepare(item: JobItem, deps: JobDeps): Promise<Prepared | 
     return undefined;
   }
   const timeoutLeft = consumerTimeLeft(item, deps);
+  if (timeoutLeft !== undefined && timeoutLeft <= 0) {
+    // Held waiting (for its batch to start, or for a handler slot) until no time is left.
+    item.failure = new ConsumerTimeoutError(
+      `the job waited ${Math.round(deps.clock.now() - item.receivedAt)} ms after it arrived, ` +
+        `too near the ${deps.consumerTimeoutMs} ms the broker allows a delivery unacked ` +
+        '(consumer timeout) to start its handler: lower prefetch, so that fewer jobs wait, ' +
+        'or raise consumer_timeout',
+    );
+    return undefined;
+  }
   if (remaining !== undefined && timeoutLeft !== undefined && remaining > timeoutLeft) {
     // Running until its deadline would outlast the delivery: refused now, not cut off later.
     item.failure = new ConsumerTimeoutError(

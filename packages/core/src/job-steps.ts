@@ -36,7 +36,10 @@ import { describeIssues } from './validation.ts';
  */
 export interface JobItem {
   readonly delivery: Delivery;
-  /** When the consumer took it (clock time): the broker's consumer timeout runs from about then. */
+  /**
+   * When its batch's first delivery reached the consumer (clock time): the broker's consumer
+   * timeout runs from about then for the whole batch.
+   */
   readonly receivedAt: number;
   envelope?: JobEnvelope;
   /**
@@ -314,8 +317,8 @@ function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, de
     });
   } else if (expired === 'consumer-timeout') {
     item.failure = new ConsumerTimeoutError(
-      `the handler ran for ${Math.round(deps.clock.now() - item.receivedAt)} ms after the job ` +
-        `arrived, near the ${deps.consumerTimeoutMs} ms the broker allows a delivery unacked ` +
+      `the job had been held ${Math.round(deps.clock.now() - item.receivedAt)} ms since it ` +
+        `arrived, its handler running, near the ${deps.consumerTimeoutMs} ms the broker allows a delivery unacked ` +
         '(consumer timeout): stopped before the broker would close the channel',
       { cause: error },
     );

@@ -203,8 +203,7 @@ export class Harness {
     const { outcomes, jobs, handlerGraceMs } = this.#parts;
     for (let waited = 0; waited < handlerGraceMs; waited += GRACE_STEP_MS) {
       if (outcomes.of(messageId) !== undefined) return;
-      const state = jobs.stateOf(messageId);
-      if (state !== 'handling' && !(state === undefined && jobs.anyHandling())) return;
+      if (jobs.stateOf(messageId) !== 'handling' && !jobs.mayWaitForHandler(messageId)) return;
       await realDelay(GRACE_STEP_MS);
       await this.#settle();
     }

@@ -39,6 +39,17 @@ export class JobWatch {
     return false;
   }
 
+  /**
+   * Whether the job may be waiting, unstarted, in a batch held back until a running handler
+   * ends: it has not started, or not again since an attempt failed or was deferred.
+   */
+  mayWaitForHandler(messageId: string): boolean {
+    const track = this.#jobs.get(messageId);
+    const unstarted =
+      track?.state === undefined || track.retry !== undefined || track.deferred === true;
+    return unstarted && this.anyHandling();
+  }
+
   /** Records a job actor's move; a job that starts again no longer waits in a delay queue. */
   transitioned(event: TransitionEvent): void {
     if (event.actor !== 'job') return;

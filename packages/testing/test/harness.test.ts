@@ -269,6 +269,36 @@ describe('the plugin test harness', () => {
     expect(sizes).toEqual([1, 1]);
   });
 
+  it('waits for the handler call a retried job waits on before its next attempt starts', async () => {
+    const seen: string[] = [];
+    const batching = defineHandler({
+      name: 'batching',
+      modelType: 'lab',
+      input,
+      batch: { maxSize: 8, maxWaitMs: 5 },
+      retry: { initialDelayMs: 50, jitter: 0 },
+      async handleBatch(inputs, { jobs }) {
+        seen.push(...inputs.map(({ text }, i) => `${text}@${jobs[i]!.attempt}`));
+        if (inputs.some(({ text }) => text === 'a')) await realSleep(100);
+        return inputs.map(({ text }, i) =>
+          text === 'b' && jobs[i]!.attempt === 1 ? new Error('b fails once') : { text },
+        );
+      },
+    });
+    const harness = await start({ handler: batching });
+
+    const b = await harness.publish({ text: 'b' });
+    await harness.advance(5);
+    const a = await harness.publish({ text: 'a' });
+    await harness.advance(5);
+    // b's second attempt comes back while a's handler holds the only slot for 100 ms.
+    await harness.advance(50);
+
+    expect(await harness.result(b)).toEqual({ text: 'b' });
+    expect(await harness.result(a)).toEqual({ text: 'a' });
+    expect(seen).toEqual(['b@1', 'a@1', 'b@2']);
+  });
+
   it('runs the handler with the given inference client and its options, defaults applied', async () => {
     const requests: unknown[] = [];
     const inference: InferenceClient = {
