@@ -138,7 +138,8 @@ export function figuresOf(report: BenchReport): Figure[] {
       ),
       pair(
         "4'",
-        `Peak RSS, ${memory.seconds} s into a ${formatNumber(memory.backlog)}-job backlog, node ${memory.flags.join(' ')}`,
+        `Peak RSS, ${memory.seconds} s into a ${formatNumber(memory.backlog)}-job backlog, ` +
+          `node ${memory.flags.join(' ')}`,
         'MiB',
         memory.warrenTuned.peakRssMiB,
         memory.plain.peakRssMiB,

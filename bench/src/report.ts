@@ -178,7 +178,8 @@ function measured(report: BenchReport): string {
           '`featureExtraction` call per batch). ' +
           `(b) \`LocalInference.featureExtraction\` called directly with ${inference.batchSize} ` +
           `sentences per call, ${inference.concurrency} call(s) in flight, no broker. (c) as (a) ` +
-          'with batch maxSize 1 (`handle`, one call per job). (d) the embedding worker of figure 3, written on ' +
+          'with batch maxSize 1 (`handle`, one call per job). (d) the embedding worker of ' +
+          'figure 3, written on ' +
           'amqplib, drains the same queue (same prefetch, batches of up to ' +
           `${inference.batchSize}), timed from before it subscribes to its last ack. In (a) to (d) ` +
           `ONNX Runtime runs each batch on ${inference.intraOpThreads} thread(s) ` +
@@ -194,7 +195,8 @@ function measured(report: BenchReport): string {
           "the model's threads, and V8's and libuv's helper threads) and /proc/<pid>/stat of " +
           "RabbitMQ's `beam.smp` on this machine:",
         '',
-        '| run | sentences/s | this process | of which main thread | RabbitMQ | CPU ms per sentence, process and RabbitMQ |',
+        '| run | sentences/s | this process | of which main thread | RabbitMQ | ' +
+          'CPU ms per sentence, process and RabbitMQ |',
         '|---|---:|---:|---:|---:|---:|',
         ...embedRuns(inference).map(
           ([name, run]) =>

@@ -25,7 +25,7 @@ export interface WorkerSetup {
   options?: unknown;
   /** Folder of local models; remote loading is always off. */
   modelPath: string;
-  /** ONNX Runtime's threads per model run (`inference.local.intraOpThreads`); its default if absent. */
+  /** ONNX Runtime's threads per run (`inference.local.intraOpThreads`); its default if absent. */
   intraOpThreads?: number;
 }
 
@@ -107,7 +107,8 @@ export async function drainWithWarren(
   // A drain counts every outcome; a figure is only worth something if each job was handled.
   if (consumer.counts.succeeded < jobs) {
     throw new Error(
-      `only ${consumer.counts.succeeded} of ${jobs} jobs succeeded: ${JSON.stringify(consumer.counts)}`,
+      `only ${consumer.counts.succeeded} of ${jobs} jobs succeeded: ` +
+        JSON.stringify(consumer.counts),
     );
   }
   return {
