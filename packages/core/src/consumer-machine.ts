@@ -119,9 +119,10 @@ interface ConsumerContext {
 }
 
 /**
- * Stands for the batch timer of a batch whose wait is over while every handler call allowed is
- * running: it keeps growing (up to its size and the prefetch window) until a call ends, since
- * starting it would only queue it behind them, smaller than it need be.
+ * Stands for the batch timer of a batch whose wait is over while as many handler calls as the
+ * concurrency allows are running or queued: it keeps growing (up to its size, its token budget
+ * and the prefetch window) until a call ends, since starting it would only queue it behind them,
+ * smaller than it need be.
  */
 export const WAITING_FOR_HANDLER: Timer = Object.freeze({ cancel() {} });
 
