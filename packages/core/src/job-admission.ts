@@ -37,10 +37,10 @@ export async function prepare(item: JobItem, deps: JobDeps): Promise<Prepared | 
   if (timeoutLeft !== undefined && timeoutLeft <= 0) {
     // Held waiting (for its batch to start, or for a handler slot) until no time is left.
     item.failure = new ConsumerTimeoutError(
-      `the job waited ${Math.round(deps.clock.now() - item.receivedAt)} ms after it arrived, ` +
-        `too near the ${deps.consumerTimeoutMs} ms the broker allows a delivery unacked ` +
-        '(consumer timeout) to start its handler: lower prefetch, so that fewer jobs wait, ' +
-        'or raise consumer_timeout',
+      `its batch waited ${Math.round(deps.clock.now() - item.receivedAt)} ms since its first ` +
+        `delivery arrived, too near the ${deps.consumerTimeoutMs} ms the broker allows a ` +
+        'delivery unacked (consumer timeout) to start its handler: lower prefetch, so that ' +
+        'fewer jobs wait, or raise consumer_timeout',
     );
     return undefined;
   }

@@ -317,10 +317,10 @@ function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, de
     });
   } else if (expired === 'consumer-timeout') {
     item.failure = new ConsumerTimeoutError(
-      `the job had been held ${Math.round(deps.clock.now() - item.receivedAt)} ms since it ` +
-        `arrived, its handler running, near the ${deps.consumerTimeoutMs} ms the broker ` +
-        'allows a delivery unacked ' +
-        '(consumer timeout): stopped before the broker would close the channel',
+      `its batch had been held ${Math.round(deps.clock.now() - item.receivedAt)} ms since its ` +
+        'first delivery arrived (waiting, then in its handler), near the ' +
+        `${deps.consumerTimeoutMs} ms the broker allows a delivery unacked (consumer timeout): ` +
+        'the handler was stopped before the broker would close the channel',
       { cause: error },
     );
   } else {
