@@ -25,7 +25,9 @@ describe('admitting a job to its handler', () => {
 
     expect(await prepare(item, deps)).toBeUndefined();
     expect(item.failure).toBeInstanceOf(ConsumerTimeoutError);
-    expect(item.failure!.message).toMatch(/^its batch waited 4600 ms since its first delivery arrived/);
+    expect(item.failure!.message).toMatch(
+      /^its batch waited 4600 ms since its first delivery arrived/,
+    );
   });
 
   it('lets one with time left run, and says how much', async () => {
