@@ -95,14 +95,9 @@ export async function measureInference(
   const sentences = (await readSentences(options.dataFile)).slice(0, options.limit);
   const results = await broker.declare(MODEL_TYPE, 'embed-results');
   const queue = broker.topology(MODEL_TYPE).queue;
-  const source = {
-    localModelPath: options.modelPath,
-    allowRemoteModels: false,
-    dtype: 'fp32',
-  } as const;
   const intraOpThreads = defaultIntraOpThreads();
-  const inference = new LocalInference({ ...source, intraOpThreads });
-  const oneThread = new LocalInference({ ...source, intraOpThreads: 1 });
+  const inference = new LocalInference(localModels(options.modelPath, intraOpThreads));
+  const oneThread = new LocalInference(localModels(options.modelPath, 1));
   const loadStartedAt = performance.now();
   await warmUp(inference, options.model);
   const modelLoadSeconds = (performance.now() - loadStartedAt) / 1000;
