@@ -18,7 +18,7 @@ import {
   toWarrenError,
   type WarrenError,
 } from './errors.ts';
-import type { Handler } from './handler.ts';
+import type { Handler, HandlerContext } from './handler.ts';
 import type { InferenceClient } from './inference.ts';
 import { type Prepared, prepare, release } from './job-admission.ts';
 import type { JobSignal, RunningSignals } from './job-signal.ts';
@@ -330,25 +330,48 @@ function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, de
 
 const NOT_STARTED = Symbol('not started');
 
+/**
+ * The context of one `handle` call. Its logger and its `AbortSignal` are made on first read, since
+ * most handlers read neither. A class, with the getters on its prototype, and not an object
+ * literal with getters of its own: V8 gives each such literal's getters their own map, kept in
+ * the old generation until a full collection, and through those getters' closures everything
+ * the job touched survived each scavenge with it. Measured with `--trace-gc-nvp` over an
+ * in-process drain of 30,000 no-op jobs: 600 bytes promoted per job with the literal, 115 with
+ * this class (the consumer's own xstate events left out of both runs). A spread copy of the
+ * context (`{ ...context }`) has no `logger` or `signal`; read them from the context itself.
+ */
+class CallContext implements HandlerContext {
+  readonly job: JobEnvelope;
+  readonly inference: InferenceClient;
+  readonly options: unknown;
+  readonly #signal: JobSignal;
+  readonly #deps: JobDeps;
+  #logger: Logger | undefined;
+
+  constructor(job: JobEnvelope, signal: JobSignal, deps: JobDeps) {
+    this.job = job;
+    this.inference = deps.inference;
+    this.options = deps.handlerOptions;
+    this.#signal = signal;
+    this.#deps = deps;
+  }
+
+  get logger(): Logger {
+    this.#logger ??= this.#deps.logger.child({
+      messageId: this.job.messageId,
+      attempt: this.job.attempt,
+    });
+    return this.#logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#signal.signal;
+  }
+}
+
 function runOne({ item }: Prepared, signal: JobSignal, deps: JobDeps): Promise<unknown> {
-  const envelope = item.envelope!;
-  let logger: Logger | undefined;
-  const context = {
-    // A child logger costs an allocation per job; most handlers never log, so make it on use.
-    get logger(): Logger {
-      logger ??= deps.logger.child({ messageId: envelope.messageId, attempt: envelope.attempt });
-      return logger;
-    },
-    inference: deps.inference,
-    // Made only if the handler reads it (see JobSignal).
-    get signal(): AbortSignal {
-      return signal.signal;
-    },
-    job: envelope,
-    options: deps.handlerOptions,
-  };
   // Only a handler with `handle` gets here: one with `handleBatch` alone goes through runBatch.
-  return deps.handler.handle!(item.input, context);
+  return deps.handler.handle!(item.input, new CallContext(item.envelope!, signal, deps));
 }
 
 async function runBatch(group: Prepared[], signal: JobSignal, deps: JobDeps): Promise<unknown[]> {

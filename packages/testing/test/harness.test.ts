@@ -6,6 +6,7 @@ import {
   JobUnroutableError,
   ModelLoadError,
 } from '@warren/core';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
@@ -420,6 +421,51 @@ describe('the plugin test harness', () => {
       JobUnroutableError,
     );
     expect(await harness.result(await harness.publish({ text: 'hello' }))).toEqual({ attempt: 1 });
+  });
+
+  it('gives a handler its job, options, and a logger bound to the job, made once per call', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => lines.push(JSON.parse(line)) },
+    );
+    const seen: Array<{ sameLogger: boolean; messageId: string; options: unknown }> = [];
+    const handler = defineHandler({
+      name: 'chatty',
+      modelType: 'lab',
+      input,
+      options: z.object({ greeting: z.string().default('hi') }),
+      async handle({ text }, context) {
+        const { logger: first } = context;
+        first.info({ text: text.length }, 'handling');
+        seen.push({
+          sameLogger: context.logger === first,
+          messageId: context.job.messageId,
+          options: context.options,
+        });
+        return { aborted: context.signal.aborted };
+      },
+    });
+    const harness = await start({ handler, logger });
+
+    const ids = [await harness.publish({ text: 'one' }), await harness.publish({ text: 'three' })];
+    for (const id of ids) expect(await harness.result(id)).toEqual({ aborted: false });
+
+    expect(seen).toEqual(
+      ids.map((messageId) => ({ sameLogger: true, messageId, options: { greeting: 'hi' } })),
+    );
+    const handling = lines.filter((line) => line.msg === 'handling');
+    expect(
+      handling.map(({ messageId, attempt, handler: name, text }) => ({
+        messageId,
+        attempt,
+        name,
+        text,
+      })),
+    ).toEqual([
+      { messageId: ids[0], attempt: 1, name: 'chatty', text: 3 },
+      { messageId: ids[1], attempt: 1, name: 'chatty', text: 5 },
+    ]);
   });
 
   it('refuses to wait for a job it never published, and any call after stop()', async () => {
