@@ -341,32 +341,39 @@ const NOT_STARTED = Symbol('not started');
  * bypassed, to isolate the call, 600 and 115. A spread copy of the context (`{ ...context }`)
  * has no `logger` or `signal`; read them from the context itself.
  */
+const CALL_SIGNAL = Symbol('signal');
+const CALL_DEPS = Symbol('deps');
+const CALL_LOGGER = Symbol('logger');
+
 class CallContext implements HandlerContext {
   readonly job: JobEnvelope;
   readonly inference: InferenceClient;
   readonly options: unknown;
-  readonly #signal: JobSignal;
-  readonly #deps: JobDeps;
-  #logger: Logger | undefined;
+  // Symbol keys, not #private fields: the getters must work through a Proxy or a prototype copy
+  // of the context (mocks, instrumentation), whose `this` is not the instance itself.
+  readonly [CALL_SIGNAL]: JobSignal;
+  readonly [CALL_DEPS]: JobDeps;
+  [CALL_LOGGER]: Logger | undefined;
 
   constructor(job: JobEnvelope, signal: JobSignal, deps: JobDeps) {
     this.job = job;
     this.inference = deps.inference;
     this.options = deps.handlerOptions;
-    this.#signal = signal;
-    this.#deps = deps;
+    this[CALL_SIGNAL] = signal;
+    this[CALL_DEPS] = deps;
+    this[CALL_LOGGER] = undefined;
   }
 
   get logger(): Logger {
-    this.#logger ??= this.#deps.logger.child({
+    this[CALL_LOGGER] ??= this[CALL_DEPS].logger.child({
       messageId: this.job.messageId,
       attempt: this.job.attempt,
     });
-    return this.#logger;
+    return this[CALL_LOGGER];
   }
 
   get signal(): AbortSignal {
-    return this.#signal.signal;
+    return this[CALL_SIGNAL].signal;
   }
 }
 

@@ -438,6 +438,10 @@ describe('the plugin test harness', () => {
       async handle({ text }, context) {
         const { logger: first } = context;
         first.info({ text: text.length }, 'handling');
+        // Mocks and instrumentation wrap the context; its getters must work through them.
+        expect(new Proxy(context, {}).logger).toBe(first);
+        expect(Object.create(context).signal).toBe(context.signal);
+        expect(Object.keys(context).sort()).toEqual(['inference', 'job', 'options']);
         seen.push({
           sameLogger: context.logger === first,
           messageId: context.job.messageId,
