@@ -330,6 +330,15 @@ function failItem(item: JobItem, error: unknown, expired: Expiry | undefined, de
 
 const NOT_STARTED = Symbol('not started');
 
+/** What a {@link CallContext} keeps for its getters: one object per call, never frozen with it. */
+interface CallState {
+  readonly signal: JobSignal;
+  readonly deps: JobDeps;
+  logger: Logger | undefined;
+}
+
+const CALL_STATE = Symbol('call state');
+
 /**
  * The context of one `handle` call. Its logger and its `AbortSignal` are made on first read, since
  * most handlers read neither. A class, with the getters on its prototype, and not an object
@@ -339,41 +348,35 @@ const NOT_STARTED = Symbol('not started');
  * cause is not). In-process drains of 30,000 no-op jobs (`--trace-gc-nvp`, bytes promoted per
  * job): 1,360-1,470 with the literal, 1,100-1,180 with the class; with the consumer machine
  * bypassed, to isolate the call, 600 and 115. A spread copy of the context (`{ ...context }`)
- * has no `logger` or `signal`; read them from the context itself.
+ * has no `logger` or `signal`; read them from the context itself. The getters' state is in one
+ * object under a symbol, not in #private fields: the getters then work through a `Proxy` or a
+ * prototype copy (`Object.create`) of the context, as mocks and instrumentation make, and on a
+ * frozen context, and every way in reaches the same logger.
  */
-const CALL_SIGNAL = Symbol('signal');
-const CALL_DEPS = Symbol('deps');
-const CALL_LOGGER = Symbol('logger');
-
 class CallContext implements HandlerContext {
   readonly job: JobEnvelope;
   readonly inference: InferenceClient;
   readonly options: unknown;
-  // Symbol keys, not #private fields: the getters must work through a Proxy or a prototype copy
-  // of the context (mocks, instrumentation), whose `this` is not the instance itself.
-  readonly [CALL_SIGNAL]: JobSignal;
-  readonly [CALL_DEPS]: JobDeps;
-  [CALL_LOGGER]: Logger | undefined;
+  readonly [CALL_STATE]: CallState;
 
   constructor(job: JobEnvelope, signal: JobSignal, deps: JobDeps) {
     this.job = job;
     this.inference = deps.inference;
     this.options = deps.handlerOptions;
-    this[CALL_SIGNAL] = signal;
-    this[CALL_DEPS] = deps;
-    this[CALL_LOGGER] = undefined;
+    this[CALL_STATE] = { signal, deps, logger: undefined };
   }
 
   get logger(): Logger {
-    this[CALL_LOGGER] ??= this[CALL_DEPS].logger.child({
+    const state = this[CALL_STATE];
+    state.logger ??= state.deps.logger.child({
       messageId: this.job.messageId,
       attempt: this.job.attempt,
     });
-    return this[CALL_LOGGER];
+    return state.logger;
   }
 
   get signal(): AbortSignal {
-    return this[CALL_SIGNAL].signal;
+    return this[CALL_STATE].signal.signal;
   }
 }
 
