@@ -346,7 +346,7 @@ const CALL_STATE = Symbol('call state');
  * young-generation collections and was promoted to the old one, where it stays until a full
  * collection (old-space accessor data per literal, we believe; the numbers are measured, the
  * cause is not). In-process drains of 30,000 no-op jobs (`--trace-gc-nvp`, bytes promoted per
- * job): 1,360-1,470 with the literal, 1,100-1,180 with the class; with the consumer machine
+ * job): 1,360-1,470 with the literal, 1,050-1,180 with the class; with the consumer machine
  * bypassed, to isolate the call, 600 and 115. A spread copy of the context (`{ ...context }`)
  * has no `logger` or `signal`; read them from the context itself. The getters' state is in one
  * object under a symbol, not in #private fields: the getters then work through a `Proxy` or a
