@@ -63,6 +63,7 @@ export function figuresOf(report: BenchReport): Figure[] {
   if (inference) {
     const { warrenBatched: a, direct: b, warrenUnbatched: c, plainQueue: d } = inference;
     const { warrenOneThread: e, directOneThread: f } = inference;
+    const { warrenSpinning: g, unbatchedSpinning: h } = inference;
     figures.push(
       pair(
         '2 a/b',
@@ -101,6 +102,22 @@ export function figuresOf(report: BenchReport): Figure[] {
         e.sentencesPerSecond,
         f.sentencesPerSecond,
         { baselineName: 'model called directly, one thread' },
+      ),
+      pair(
+        '2 a/g',
+        'Embeddings/s, batched, ONNX Runtime not spinning',
+        'sentences/s',
+        a.sentencesPerSecond,
+        g.sentencesPerSecond,
+        { baselineName: "Warren, its threads spinning (ONNX Runtime's default)" },
+      ),
+      pair(
+        '2 c/h',
+        'Embeddings/s, maxSize 1, ONNX Runtime not spinning',
+        'sentences/s',
+        c.sentencesPerSecond,
+        h.sentencesPerSecond,
+        { baselineName: "Warren, maxSize 1, its threads spinning (ONNX Runtime's default)" },
       ),
     );
   }

@@ -8,7 +8,7 @@ import {
 import type { BenchBroker } from './broker.ts';
 import { type CpuUse, NO_CPU_USE, startCpuMeter } from './cpu.ts';
 import { startPlainEmbedder } from './plain-embedder.ts';
-import { drainWithWarren, until, workerTakesBatch } from './warren-run.ts';
+import { drainWithWarren, until, type WorkerSetup, workerTakesBatch } from './warren-run.ts';
 
 const MODEL_TYPE = 'bench-embed';
 const POOLING = 'cls';
@@ -57,6 +57,9 @@ export interface InferenceResult {
   /** (e) as (a), and (f) as (b), with ONNX Runtime on one thread. */
   warrenOneThread: EmbedRun;
   directOneThread: EmbedRun;
+  /** (g) as (a), and (h) as (c), with ONNX Runtime's threads allowed to spin (its default). */
+  warrenSpinning: EmbedRun;
+  unbatchedSpinning: EmbedRun;
   /** Wall time of loading the model in this process, in seconds. */
   modelLoadSeconds: number;
   /** Size of one job's result as Warren publishes it (JSON). */
@@ -78,14 +81,17 @@ type Variant =
   | 'unbatched'
   | 'plainQueue'
   | 'warrenOneThread'
-  | 'directOneThread';
+  | 'directOneThread'
+  | 'warrenSpinning'
+  | 'unbatchedSpinning';
 
 /**
  * Measurements 2 and 5: sentences/s of (a) Warren with batching, (b) the same model called
  * directly in batches of the same size, (c) Warren without batching, (d) an embedding worker
  * written on amqplib; then (e) as (a) and (f) as (b) with ONNX Runtime held to one thread, so
- * that a core is left to the event loop and the broker. Also the event-loop delay and CPU time
- * of each. The runs interleave (b, a, c, d, f, e per round) and the best of each is kept.
+ * that a core is left to the event loop and the broker; then (g) as (a) and (h) as (c) with
+ * ONNX Runtime's threads allowed to spin between runs. Also the event-loop delay and CPU time
+ * of each. The runs interleave (b, a, c, d, f, e, g, h per round) and the best of each is kept.
  */
 export async function measureInference(
   broker: BenchBroker,
@@ -98,10 +104,16 @@ export async function measureInference(
   const intraOpThreads = defaultIntraOpThreads();
   const inference = new LocalInference(localModels(options.modelPath, intraOpThreads));
   const oneThread = new LocalInference(localModels(options.modelPath, 1));
+  // Loaded here only so that the model is in the process's cache before (g) and (h) start.
+  const spinning = new LocalInference({
+    ...localModels(options.modelPath, intraOpThreads),
+    allowSpinning: true,
+  });
   const loadStartedAt = performance.now();
   await warmUp(inference, options.model);
   const modelLoadSeconds = (performance.now() - loadStartedAt) / 1000;
   await warmUp(oneThread, options.model);
+  await warmUp(spinning, options.model);
   const [sample] = await inference.featureExtraction({
     model: options.model,
     inputs: sentences.slice(0, 1),
@@ -133,16 +145,20 @@ export async function measureInference(
   };
   const fill = () =>
     broker.fill(MODEL_TYPE, sentences.length, (i) => ({ text: sentences[i]! }), results);
-  const warren = async (maxSize: number, loop: RunMonitor, threads?: number): Promise<number> => {
+  const warren = async (
+    maxSize: number,
+    loop: RunMonitor,
+    onnx: Pick<WorkerSetup, 'intraOpThreads' | 'allowSpinning'> = {},
+  ): Promise<number> => {
     await fill();
-    const setup = {
+    const setup: WorkerSetup = {
       plugin: 'embed.ts',
       prefetch: options.prefetch,
       concurrency: options.concurrency,
       batch: { maxSize, maxWaitMs: options.maxWaitMs },
       modelPath: options.modelPath,
       options: { model: options.model, pooling: POOLING },
-      ...(threads === undefined ? {} : { intraOpThreads: threads }),
+      ...onnx,
     };
     const run = await drainWithWarren(broker, setup, sentences.length, loop);
     await broker.purge(results);
@@ -183,7 +199,9 @@ export async function measureInference(
     ['unbatched', (loop) => warren(1, loop)],
     ['plainQueue', plainQueue],
     ['directOneThread', (loop) => timed(loop, () => direct(oneThread))],
-    ['warrenOneThread', (loop) => warren(options.batchSize, loop, 1)],
+    ['warrenOneThread', (loop) => warren(options.batchSize, loop, { intraOpThreads: 1 })],
+    ['warrenSpinning', (loop) => warren(options.batchSize, loop, { allowSpinning: true })],
+    ['unbatchedSpinning', (loop) => warren(1, loop, { allowSpinning: true })],
   ];
   const best = Object.fromEntries(variants.map(([name]) => [name, NO_RUN])) as Record<
     Variant,
@@ -202,6 +220,7 @@ export async function measureInference(
   } finally {
     await connection.close();
     await oneThread.close();
+    await spinning.close();
   }
 
   return {
@@ -219,6 +238,8 @@ export async function measureInference(
     plainQueue: best.plainQueue,
     warrenOneThread: best.warrenOneThread,
     directOneThread: best.directOneThread,
+    warrenSpinning: best.warrenSpinning,
+    unbatchedSpinning: best.unbatchedSpinning,
     modelLoadSeconds,
     resultBytes,
   };

@@ -116,6 +116,7 @@ function batchedLimit(report: BenchReport): string {
           : 'so the cores were not saturated: waiting (on confirms, or on the batch to fill) ' +
             'limits it more than CPU does.'),
     );
+    if (busyCores >= 0.8 * cores) parts.push(brokerBound(i));
   } else {
     parts.push(
       `Each result is a ${formatNumber(i.resultBytes)}-byte JSON vector that Warren serialises ` +
@@ -125,6 +126,22 @@ function batchedLimit(report: BenchReport): string {
   }
   parts.push(queueEvidence(i));
   return parts.filter((part) => part !== '').join(' ');
+}
+
+/**
+ * The most (a) could reach against (b) on saturated cores, counting only RabbitMQ's CPU: the
+ * model's work and the broker's share the cores, so the ratio is at most 1 / (1 + share).
+ */
+function brokerBound(i: NonNullable<BenchReport['inference']>): string {
+  const brokerMs = (i.warrenBatched.brokerSeconds * 1000) / i.sentences;
+  const directMs = ((i.direct.processSeconds + i.direct.brokerSeconds) * 1000) / i.sentences;
+  const share = brokerMs / directMs;
+  return (
+    `RabbitMQ alone used ${formatNumber(brokerMs, 2)} ms of CPU per sentence in (a), ` +
+    `${formatPercent(share)} of the ${formatNumber(directMs, 2)} ms the direct calls used: on ` +
+    `cores that are all busy, that caps (a) at about ${formatNumber(1 / (1 + share), 2)}× (b) ` +
+    "before any of the worker's own work is counted."
+  );
 }
 
 /**

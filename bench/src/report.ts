@@ -184,11 +184,13 @@ function measured(report: BenchReport): string {
           `${inference.batchSize}), timed from before it subscribes to its last ack. In (a) to (d) ` +
           `ONNX Runtime runs each batch on ${inference.intraOpThreads} thread(s) ` +
           "(LocalInference's default on this machine); (e) as (a) and (f) as (b) with one thread, " +
-          'which leaves a core to the event loop and the broker. ' +
-          'The model is loaded once per thread setting and warm before any timing (the first ' +
+          'which leaves a core to the event loop and the broker. In (a) to (f) the threads of a ' +
+          "run wait for the next without spinning (LocalInference's default, `allowSpinning` " +
+          "false); (g) as (a) and (h) as (c) let them spin, ONNX Runtime's own default. " +
+          'The model is loaded once per setting and warm before any timing (the first ' +
           `load took ${formatNumber(inference.modelLoadSeconds, 2)} s). Each result is a ` +
           `${formatNumber(inference.resultBytes)}-byte JSON vector that Warren publishes with a confirm. ` +
-          `In the order b, a, c, d, f, e, each runs ${runsOf(inference.rounds)}.`,
+          `In the order b, a, c, d, f, e, g, h, each runs ${runsOf(inference.rounds)}.`,
         '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
           'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
@@ -366,6 +368,8 @@ function embedRuns(inference: InferenceResult): Array<[string, EmbedRun]> {
     ['(d) amqplib embedding worker', inference.plainQueue],
     ['(e) Warren, batched, one model thread', inference.warrenOneThread],
     ['(f) model called directly, one thread', inference.directOneThread],
+    ['(g) Warren, batched, model threads spinning', inference.warrenSpinning],
+    ['(h) Warren, maxSize 1, model threads spinning', inference.unbatchedSpinning],
   ];
 }
 

@@ -27,6 +27,8 @@ export interface WorkerSetup {
   modelPath: string;
   /** ONNX Runtime's threads per run (`inference.local.intraOpThreads`); its default if absent. */
   intraOpThreads?: number;
+  /** Whether ONNX Runtime's threads may spin between runs (`inference.local.allowSpinning`). */
+  allowSpinning?: boolean;
 }
 
 /**
@@ -56,6 +58,7 @@ export function workerConfig(broker: BenchBroker, setup: WorkerSetup): Record<st
         modelPath: setup.modelPath,
         allowRemoteModels: false,
         ...(setup.intraOpThreads === undefined ? {} : { intraOpThreads: setup.intraOpThreads }),
+        ...(setup.allowSpinning === undefined ? {} : { allowSpinning: setup.allowSpinning }),
       },
     },
     handlers: [handler],

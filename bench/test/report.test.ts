@@ -95,6 +95,22 @@ const REPORT: BenchReport = {
       mainThreadSeconds: 0.4,
       brokerSeconds: 0.1,
     },
+    warrenSpinning: {
+      sentencesPerSecond: 950,
+      loopDelayP99Ms: 50,
+      loopDelayMaxMs: 52,
+      processSeconds: 4.6,
+      mainThreadSeconds: 0.45,
+      brokerSeconds: 0.5,
+    },
+    unbatchedSpinning: {
+      sentencesPerSecond: 360,
+      loopDelayP99Ms: 22,
+      loopDelayMaxMs: 31,
+      processSeconds: 11,
+      mainThreadSeconds: 3.1,
+      brokerSeconds: 2.1,
+    },
     modelLoadSeconds: 0.2,
     resultBytes: 10_000,
   },
@@ -154,6 +170,8 @@ describe('the bench report writers', () => {
       '2 a/c',
       '2 a/d',
       '2 e/f',
+      '2 a/g',
+      '2 c/h',
       '3 p50',
       '3 p99',
       '4',
@@ -203,10 +221,12 @@ describe('the bench report writers', () => {
     expect(markdown).toContain('| (d) amqplib embedding worker | 900 |');
     expect(markdown).toContain('| (e) Warren, batched, one model thread | 600 |');
     expect(markdown).toContain('| (f) model called directly, one thread | 25 ms | 28 ms |');
+    expect(markdown).toContain('| (g) Warren, batched, model threads spinning | 950 |');
+    expect(markdown).toContain('| (h) Warren, maxSize 1, model threads spinning | 22 ms | 31 ms |');
     expect(markdown).toContain('concurrency 2');
     expect(markdown).toContain('2 call(s) in flight');
     expect(markdown).toContain(
-      'In the order b, a, c, d, f, e, each runs 2 times, interleaved; the best run of each',
+      'In the order b, a, c, d, f, e, g, h, each runs 2 times, interleaved; the best run of each',
     );
     expect(markdown).toContain('acks each message on its own');
     expect(markdown).not.toContain('A quick run');
@@ -265,6 +285,26 @@ describe('the bench report writers', () => {
         '(d) reached 1,200 sentences/s (1.09× the direct calls; Warren 0.83× it).',
       );
       expect(text).not.toMatch(/loses|most of the gap/);
+    });
+
+    it('caps (a) by what RabbitMQ alone used, only when the cores were all busy', () => {
+      // (a): 5.5 s of CPU over 2.758 s on 2 cores; RabbitMQ 1.5 s of it, the direct calls 4.1 s.
+      expect(paragraph(900, 600, 610)).toContain(
+        'RabbitMQ alone used 0.54 ms of CPU per sentence in (a), 37% of the 1.49 ms the direct ' +
+          'calls used: on cores that are all busy, that caps (a) at about 0.73× (b) before any ' +
+          "of the worker's own work is counted.",
+      );
+      const inference = REPORT.inference!;
+      const idle: BenchReport = {
+        ...REPORT,
+        inference: {
+          ...inference,
+          warrenBatched: { ...inference.warrenBatched, processSeconds: 1 },
+        },
+      };
+      const markdown = renderMarkdown(idle, figuresOf(idle), 'benchmarks.svg');
+      expect(markdown).toContain('so the cores were not saturated');
+      expect(markdown).not.toContain('RabbitMQ alone used');
     });
 
     it('leaves the runs out when they did not happen', () => {

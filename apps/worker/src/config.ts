@@ -70,8 +70,13 @@ const localInference = z
     maxInputTokens: z.int().min(1).optional(),
     /** Run each model in a worker thread of its own (default true); false: in the main thread. */
     thread: z.boolean().optional(),
-    /** ONNX Runtime's threads per run (default: cores − 1, at least 1); 0: its own default. */
+    /**
+     * ONNX Runtime's threads per run (default: cores − 1 from three cores up, else the cores);
+     * 0: its own default.
+     */
     intraOpThreads: z.int().min(0).optional(),
+    /** Let ONNX Runtime's threads spin while they wait for the next run (default false). */
+    allowSpinning: z.boolean().optional(),
   })
   .strict();
 

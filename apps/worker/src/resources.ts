@@ -142,5 +142,6 @@ export async function createInference(
     ...(local.maxInputTokens === undefined ? {} : { maxInputTokens: local.maxInputTokens }),
     ...(local.thread === undefined ? {} : { thread: local.thread }),
     ...(local.intraOpThreads === undefined ? {} : { intraOpThreads: local.intraOpThreads }),
+    ...(local.allowSpinning === undefined ? {} : { allowSpinning: local.allowSpinning }),
   });
 }

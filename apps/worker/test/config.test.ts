@@ -2,8 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@warren/core';
+import type { LocalInference } from '@warren/inference';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../src/config.ts';
+import { createInference } from '../src/resources.ts';
 
 function configError(value: unknown): string {
   try {
@@ -106,5 +109,50 @@ describe('the worker config', () => {
     it('reports a missing file with its path', async () => {
       await expect(loadConfig(join(dir, 'absent.json'))).rejects.toThrow(ConfigError);
     });
+  });
+});
+
+describe("the worker's local inference settings", () => {
+  let emptyModels: string;
+
+  beforeAll(async () => {
+    emptyModels = await mkdtemp(join(tmpdir(), 'warren-no-models-'));
+  });
+
+  afterAll(async () => {
+    await rm(emptyModels, { recursive: true, force: true });
+  });
+
+  /** The fields LocalInference logs when it fails to load a model with this `local` section. */
+  async function loadFields(local: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const config = parseConfig(
+      {
+        handlers: [{ module: 'x' }],
+        inference: { local: { modelPath: emptyModels, allowRemoteModels: false, ...local } },
+      },
+      '/etc/warren',
+    );
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line)) },
+    );
+    const inference = (await createInference(config, {}, logger)) as LocalInference;
+    await expect(inference.load('feature-extraction', 'absent')).rejects.toThrow(/absent/);
+    const failed = lines.find((line) => line.msg === 'model load failed');
+    if (failed === undefined)
+      throw new Error(`no "model load failed" line in ${JSON.stringify(lines)}`);
+    return failed;
+  }
+
+  it('hands allowSpinning and intraOpThreads to ONNX Runtime, spinning off unless asked', async () => {
+    expect(await loadFields({})).toMatchObject({ allowSpinning: false });
+    expect(await loadFields({ allowSpinning: true, intraOpThreads: 3 })).toMatchObject({
+      allowSpinning: true,
+      intraOpThreads: 3,
+    });
+    expect(
+      configError({ handlers: [{ module: 'x' }], inference: { local: { allowSpinning: 'no' } } }),
+    ).toBe('config.inference.local.allowSpinning: expected boolean, found "no"');
   });
 });

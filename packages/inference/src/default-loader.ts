@@ -16,6 +16,30 @@ export interface PipelineLoadOptions {
    * leaves the count to ONNX Runtime, which takes one per physical core.
    */
   intraOpThreads: number;
+  /** Whether ONNX Runtime's threads spin while they wait for work; see {@link onnxSessionOptions}. */
+  allowSpinning: boolean;
+}
+
+/** The ONNX Runtime session options a model is loaded with (transformers.js's `session_options`). */
+export interface OnnxSessionOptions {
+  intraOpNumThreads: number;
+  /** Session config entries; nested keys are joined with dots, values are strings. */
+  extra: { session: { intra_op: { allow_spinning: '0' | '1' } } };
+}
+
+/**
+ * The session options for a load. With spinning allowed (ONNX Runtime's own default) the threads
+ * of a run keep a core busy for a while after it ends, waiting for the next run; in a worker the
+ * event loop and the broker need that core for the queue work between batches.
+ */
+export function onnxSessionOptions({
+  intraOpThreads,
+  allowSpinning,
+}: Pick<PipelineLoadOptions, 'intraOpThreads' | 'allowSpinning'>): OnnxSessionOptions {
+  return {
+    intraOpNumThreads: intraOpThreads,
+    extra: { session: { intra_op: { allow_spinning: allowSpinning ? '1' : '0' } } },
+  };
 }
 
 /**
@@ -35,14 +59,14 @@ export type PipelineLoader = (
 export const loadWithTransformers: PipelineLoader = async (
   task,
   model,
-  { dtype, intraOpThreads },
+  { dtype, ...threading },
 ) => {
   // Imported on first load: transformers.js and ONNX Runtime cost about 180 MB of memory, which
   // a worker whose handlers never load a local model should not pay.
   const { pipeline, Tensor } = await transformers();
   const loaded = await pipeline(task, model, {
     dtype,
-    session_options: { intraOpNumThreads: intraOpThreads },
+    session_options: onnxSessionOptions(threading),
   });
   const transformersModel = loaded.model;
 

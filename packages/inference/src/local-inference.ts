@@ -57,6 +57,12 @@ export interface LocalInferenceOptions {
    */
   intraOpThreads?: number;
   /**
+   * Whether ONNX Runtime's threads may spin, keeping their cores busy, while they wait for the
+   * next run (its `session.intra_op.allow_spinning`). Default `false`: in a queue worker the
+   * event loop and the broker want those cores between batches (measured in docs/operating.md).
+   */
+  allowSpinning?: boolean;
+  /**
    * Loads a model; overrides `thread`. Defaults to {@link loadInThread}, or to
    * {@link loadWithTransformers} with `thread: false`. Tests inject their own.
    */
@@ -99,12 +105,20 @@ export class LocalInference implements InferenceClient {
       );
     }
 
+    const { allowSpinning = false } = options;
+    if (typeof allowSpinning !== 'boolean') {
+      throw new ConfigError(
+        `LocalInference allowSpinning: expected true or false, got ${JSON.stringify(allowSpinning)}`,
+      );
+    }
+
     this.#source = {
       ...(localModelPath !== undefined ? { localModelPath } : {}),
       ...(cacheDir !== undefined ? { cacheDir } : {}),
       allowRemoteModels,
       dtype: options.dtype ?? 'fp32',
       intraOpThreads,
+      allowSpinning,
     };
     this.#onTooLong = options.onTooLong ?? 'truncate';
     this.#maxInputTokens = maxInputTokens;

@@ -55,7 +55,7 @@ async function close(model) {
 }
 
 /** Import transformers.js, point it where the main thread's loads look, and load the model. */
-async function loadModel({ task, model, dtype, intraOpThreads, env }) {
+async function loadModel({ task, model, dtype, sessionOptions, env }) {
   const transformers = await import('@huggingface/transformers');
   const className = MODEL_CLASS[task];
   if (className === undefined) throw new Error(`unsupported task "${task}"`);
@@ -65,7 +65,7 @@ async function loadModel({ task, model, dtype, intraOpThreads, env }) {
   // intraOpNumThreads n, a run uses this thread and n - 1 of ONNX Runtime's own; 0: its default.
   const loaded = await transformers[className].from_pretrained(model, {
     dtype,
-    session_options: { intraOpNumThreads: intraOpThreads },
+    session_options: sessionOptions,
   });
   return { model: loaded, Tensor: transformers.Tensor };
 }

@@ -13,6 +13,8 @@ export interface ModelSource {
   dtype: DataType;
   /** ONNX Runtime's threads per run of the model; 0 leaves the count to ONNX Runtime. */
   intraOpThreads: number;
+  /** Whether ONNX Runtime's threads spin while they wait for work. */
+  allowSpinning: boolean;
 }
 
 /** What transformers.js's `env` held before Warren first changed it. */
@@ -56,6 +58,7 @@ export function loadPipeline(
     model,
     source.dtype,
     source.intraOpThreads,
+    source.allowSpinning,
     source.localModelPath ?? null,
     source.allowRemoteModels,
     source.cacheDir ?? null,
@@ -110,17 +113,21 @@ async function loadNow(
   source: ModelSource,
   logger: LogSink,
 ): Promise<TextPipeline> {
-  const { dtype, intraOpThreads } = source;
-  const fields = { task, model, dtype, intraOpThreads, from: describeSource(source) };
+  const { dtype, intraOpThreads, allowSpinning } = source;
+  const fields = {
+    task,
+    model,
+    dtype,
+    intraOpThreads,
+    allowSpinning,
+    from: describeSource(source),
+  };
   const started = performance.now();
   logger.debug(fields, 'model loading');
 
   try {
     await applyEnv(source);
-    const loaded = await loader(task, model, {
-      dtype: source.dtype,
-      intraOpThreads: source.intraOpThreads,
-    });
+    const loaded = await loader(task, model, { dtype, intraOpThreads, allowSpinning });
     logger.info({ ...fields, ms: Math.round(performance.now() - started) }, 'model loaded');
     return loaded;
   } catch (error) {

@@ -1,5 +1,11 @@
 import { InferenceError } from '@warren/core';
-import { type PipelineLoader, readConfig, tokenizerView, transformers } from './default-loader.ts';
+import {
+  onnxSessionOptions,
+  type PipelineLoader,
+  readConfig,
+  tokenizerView,
+  transformers,
+} from './default-loader.ts';
 import { ModelThread, type ThreadStartHook } from './model-thread.ts';
 import type { BatchEncodingView, ModelConfigView, ModelView, TensorView } from './text-pipeline.ts';
 import { readLoadEnv, type ThreadStart } from './thread-protocol.ts';
@@ -21,9 +27,10 @@ export interface ThreadLoaderOptions {
  * with an `InferenceError` and the next run starts a fresh thread, loading the model again.
  */
 export function createThreadLoader(options: ThreadLoaderOptions = {}): PipelineLoader {
-  return async (task, model, { dtype, intraOpThreads }) => {
+  return async (task, model, { dtype, ...threading }) => {
     const { AutoConfig, AutoTokenizer, env } = await transformers();
-    const start: ThreadStart = { task, model, dtype, intraOpThreads, env: readLoadEnv(env) };
+    const sessionOptions = onnxSessionOptions(threading);
+    const start: ThreadStart = { task, model, dtype, sessionOptions, env: readLoadEnv(env) };
 
     // The thread loads while this thread reads the config and tokenizer. A missing folder fails
     // here first with transformers.js's own clear message, so that one is reported.

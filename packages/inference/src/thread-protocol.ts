@@ -4,6 +4,7 @@
  * import these types; they are the contract it follows.
  */
 import type { DataType } from '@huggingface/transformers';
+import type { OnnxSessionOptions } from './default-loader.ts';
 import type { PipelineTask } from './text-pipeline.ts';
 
 /**
@@ -29,8 +30,8 @@ export interface ThreadStart {
   task: PipelineTask;
   model: string;
   dtype: DataType;
-  /** ONNX Runtime's `intraOpNumThreads` for the model's session (0: its own default). */
-  intraOpThreads: number;
+  /** What the model's ONNX Runtime session is created with (its threads, spinning). */
+  sessionOptions: OnnxSessionOptions;
   env: LoadEnv;
 }
 

@@ -124,7 +124,7 @@ describe('LocalInference model loading', () => {
     expect(missing.status).toBe('rejected');
   });
 
-  it('loads with intraOpThreads (by default one fewer than the cores, but two on two), apart per value', async () => {
+  it('loads with intraOpThreads (by default one fewer than the cores, but two on two) and spinning off by default, apart per value', async () => {
     const seen: PipelineLoadOptions[] = [];
     const loader: PipelineLoader = (task, model, options) => {
       seen.push(options);
@@ -134,13 +134,20 @@ describe('LocalInference model loading', () => {
     const byDefault = new LocalInference(local);
     const more = defaultIntraOpThreads() + 1;
     const other = new LocalInference({ ...local, intraOpThreads: more });
+    const spinning = new LocalInference({ ...local, allowSpinning: true });
 
     await byDefault.load('feature-extraction', 'use-lite-en');
     await other.load('feature-extraction', 'use-lite-en');
+    await spinning.load('feature-extraction', 'use-lite-en');
+    await new LocalInference({ ...local, allowSpinning: false }).load(
+      'feature-extraction',
+      'use-lite-en',
+    );
 
     expect(seen).toEqual([
-      { dtype: 'fp32', intraOpThreads: defaultIntraOpThreads() },
-      { dtype: 'fp32', intraOpThreads: more },
+      { dtype: 'fp32', intraOpThreads: defaultIntraOpThreads(), allowSpinning: false },
+      { dtype: 'fp32', intraOpThreads: more, allowSpinning: false },
+      { dtype: 'fp32', intraOpThreads: defaultIntraOpThreads(), allowSpinning: true },
     ]);
     expect([1, 2, 3, 4, 16].map((cores) => defaultIntraOpThreads(cores))).toEqual([1, 2, 2, 3, 15]);
   });
@@ -153,6 +160,14 @@ describe('LocalInference model loading', () => {
       );
     }
     expect(() => new LocalInference({ ...local, intraOpThreads: 0 })).not.toThrow();
+  });
+
+  it('refuses an allowSpinning that is not true or false, naming it', () => {
+    const local = { localModelPath: modelsDir, allowRemoteModels: false } as const;
+    const fromJson = JSON.parse('{ "allowSpinning": "false" }') as { allowSpinning: boolean };
+    expect(() => new LocalInference({ ...local, ...fromJson })).toThrow(
+      /allowSpinning: expected true or false, got "false"/,
+    );
   });
 
   it('refuses a config that allows neither local nor remote models', () => {
