@@ -55,12 +55,12 @@ async function close(model) {
 }
 
 /** Import transformers.js, point it where the main thread's loads look, and load the model. */
-async function loadModel({ task, model, dtype, sessionOptions, env }) {
+async function loadModel({ task, model, dtype, sessionOptions, env, logLevel }) {
   const transformers = await import('@huggingface/transformers');
   const className = MODEL_CLASS[task];
   if (className === undefined) throw new Error(`unsupported task "${task}"`);
 
-  Object.assign(transformers.env, env);
+  Object.assign(transformers.env, env, { logLevel });
   // transformers.js hands session_options to ONNX Runtime's InferenceSession.create. With
   // intraOpNumThreads n, a run uses this thread and n - 1 of ONNX Runtime's own; 0: its default.
   const loaded = await transformers[className].from_pretrained(model, {

@@ -48,7 +48,7 @@ export class ModelThread {
     this.#loading = new Promise((resolve, reject) => {
       this.#load = { resolve, reject };
     });
-    this.#worker = new Worker(ENTRY, { workerData: start });
+    this.#worker = new Worker(ENTRY, { workerData: start, execArgv: threadExecArgv() });
     this.#worker.on('message', (message: ThreadMessage) => this.#received(message));
     this.#worker.on('error', (error) => {
       this.#crash = error;
@@ -175,4 +175,20 @@ function int64(tensor: TensorView): WireTensor {
   const { data } = tensor;
   const values = data instanceof BigInt64Array ? data : BigInt64Array.from(data, (v) => BigInt(v));
   return { dims: [...tensor.dims], data: values };
+}
+
+/**
+ * The process's Node options, for a model thread: all but `--input-type`. A worker thread takes
+ * its parent's options, and Node refuses to start one with `--input-type`, which is only for code
+ * given on the command line (as in `node --input-type=module -e '…'`), not for the thread's file.
+ */
+function threadExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  return argv.filter(
+    (arg, i) =>
+      !(
+        arg.startsWith('--input-type=') ||
+        arg === '--input-type' ||
+        argv[i - 1] === '--input-type'
+      ),
+  );
 }

@@ -30,7 +30,14 @@ export function createThreadLoader(options: ThreadLoaderOptions = {}): PipelineL
   return async (task, model, { dtype, ...threading }) => {
     const { AutoConfig, AutoTokenizer, env } = await transformers();
     const sessionOptions = onnxSessionOptions(threading);
-    const start: ThreadStart = { task, model, dtype, sessionOptions, env: readLoadEnv(env) };
+    const start: ThreadStart = {
+      task,
+      model,
+      dtype,
+      sessionOptions,
+      env: readLoadEnv(env),
+      logLevel: env.logLevel,
+    };
 
     // The thread loads while this thread reads the config and tokenizer. A missing folder fails
     // here first with transformers.js's own clear message, so that one is reported.

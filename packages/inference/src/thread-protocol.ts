@@ -33,6 +33,11 @@ export interface ThreadStart {
   /** What the model's ONNX Runtime session is created with (its threads, spinning). */
   sessionOptions: OnnxSessionOptions;
   env: LoadEnv;
+  /**
+   * transformers.js's `env.logLevel` on the calling thread, so that the model thread, and ONNX
+   * Runtime's log of the session it creates, are as quiet or as verbose as that thread.
+   */
+  logLevel: number;
 }
 
 /** A tensor on the wire: a typed array in row-major order, and its dimensions. */

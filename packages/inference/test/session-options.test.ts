@@ -1,49 +1,57 @@
 import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { onnxSessionOptions } from '../src/default-loader.ts';
 import { modelsDir } from './fixtures/shared-assets.ts';
 
 const run = promisify(execFile);
 
-/** onnxruntime-node, as transformers.js resolves it (Warren reaches it only through that). */
-const onnxRuntime = createRequire(
-  createRequire(import.meta.url).resolve('@huggingface/transformers'),
-).resolve('onnxruntime-node');
-
-const modelFile = path.join(modelsDir, 'use-lite-en', 'onnx', 'model.onnx');
+/** packages/inference: a script run there resolves `@warren/inference` (its dist) and its deps. */
+const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The session config entries ONNX Runtime itself reports for a session created with `options`:
- * at its most verbose log level it prints them as it initialises the session. Run in a process of
- * its own because its log goes to the native stderr, which this process cannot capture.
+ * The session config entries ONNX Runtime itself reports when LocalInference, built with
+ * `options`, loads use-lite-en. At transformers.js's debug log level, which the model thread
+ * takes from the calling thread, ONNX Runtime prints them as it initialises the session. Run in a
+ * process of its own: that log goes to the native stderr, which this process cannot capture.
  */
-async function configEntriesOf(options: object): Promise<string> {
+async function configEntriesOf(options: { thread: boolean; allowSpinning?: boolean }) {
   const script = `
-    const ort = require(process.argv[1]);
-    const options = { ...JSON.parse(process.argv[2]), logSeverityLevel: 0 };
-    ort.InferenceSession.create(process.argv[3], options).then((session) => session.release());
+    const { env } = await import('@huggingface/transformers');
+    env.logLevel = 10;
+    const { LocalInference } = await import('@warren/inference');
+    const options = JSON.parse(process.argv[1]);
+    const client = new LocalInference({ allowRemoteModels: false, ...options });
+    await client.load('feature-extraction', 'use-lite-en');
+    await client.close();
   `;
   const { stdout, stderr } = await run(
     process.execPath,
-    ['-e', script, onnxRuntime, JSON.stringify(options), modelFile],
-    { maxBuffer: 64 * 1024 * 1024 },
+    [
+      '--input-type=module',
+      '-e',
+      script,
+      JSON.stringify({ localModelPath: modelsDir, ...options }),
+    ],
+    { cwd: packageDir, maxBuffer: 64 * 1024 * 1024 },
   );
-  const entries = /config_options: \{([^}]*)\}/.exec(stdout + stderr);
-  if (entries === null) throw new Error('ONNX Runtime printed no config_options');
-  return entries[1]!.trim();
+  const entries = [...(stdout + stderr).matchAll(/config_options: \{([^}]*)\}/g)];
+  // One session, whichever thread creates it.
+  expect(entries).toHaveLength(1);
+  return entries[0]![1]!.trim();
 }
 
-describe('ONNX Runtime session options', () => {
-  it('reach ONNX Runtime as the session config entry that turns spinning off, or on', async () => {
-    const off = onnxSessionOptions({ intraOpThreads: 2, allowSpinning: false });
-    const on = onnxSessionOptions({ intraOpThreads: 2, allowSpinning: true });
-
-    expect(await configEntriesOf(off)).toBe('session.intra_op.allow_spinning: 0');
-    expect(await configEntriesOf(on)).toBe('session.intra_op.allow_spinning: 1');
-    // Without Warren's entry ONNX Runtime lists none: the line above is ours, not a default.
-    expect(await configEntriesOf({ intraOpNumThreads: 2 })).toBe('');
-  });
+describe("LocalInference's ONNX Runtime session", () => {
+  it.each([true, false])(
+    'gets the config entry that turns spinning off by default, or on (model thread: %s; the process runs node --input-type=module -e)',
+    async (thread) => {
+      const off = 'session.intra_op.allow_spinning: 0';
+      expect(await configEntriesOf({ thread })).toBe(off);
+      expect(await configEntriesOf({ thread, allowSpinning: false })).toBe(off);
+      expect(await configEntriesOf({ thread, allowSpinning: true })).toBe(
+        'session.intra_op.allow_spinning: 1',
+      );
+    },
+  );
 });
