@@ -60,6 +60,8 @@ export interface InferenceResult {
   /** (g) as (a), and (h) as (c), with ONNX Runtime's threads allowed to spin (its default). */
   warrenSpinning: EmbedRun;
   unbatchedSpinning: EmbedRun;
+  /** Every run's rate, in the order they ran, by letter (a to h). */
+  runs: Array<{ run: string; sentencesPerSecond: number }>;
   /** Wall time of loading the model in this process, in seconds. */
   modelLoadSeconds: number;
   /** Size of one job's result as Warren publishes it (JSON). */
@@ -193,25 +195,27 @@ export async function measureInference(
     return sentences.length / seconds;
   };
 
-  const variants: Array<[Variant, (loop: RunMonitor) => Promise<number>]> = [
-    ['direct', (loop) => timed(loop, () => direct(inference))],
-    ['batched', (loop) => warren(options.batchSize, loop)],
-    ['unbatched', (loop) => warren(1, loop)],
-    ['plainQueue', plainQueue],
-    ['directOneThread', (loop) => timed(loop, () => direct(oneThread))],
-    ['warrenOneThread', (loop) => warren(options.batchSize, loop, { intraOpThreads: 1 })],
-    ['warrenSpinning', (loop) => warren(options.batchSize, loop, { allowSpinning: true })],
-    ['unbatchedSpinning', (loop) => warren(1, loop, { allowSpinning: true })],
+  const variants: Array<[Variant, string, (loop: RunMonitor) => Promise<number>]> = [
+    ['direct', 'b', (loop) => timed(loop, () => direct(inference))],
+    ['batched', 'a', (loop) => warren(options.batchSize, loop)],
+    ['unbatched', 'c', (loop) => warren(1, loop)],
+    ['plainQueue', 'd', plainQueue],
+    ['directOneThread', 'f', (loop) => timed(loop, () => direct(oneThread))],
+    ['warrenOneThread', 'e', (loop) => warren(options.batchSize, loop, { intraOpThreads: 1 })],
+    ['warrenSpinning', 'g', (loop) => warren(options.batchSize, loop, { allowSpinning: true })],
+    ['unbatchedSpinning', 'h', (loop) => warren(1, loop, { allowSpinning: true })],
   ];
+  const runs: InferenceResult['runs'] = [];
   const best = Object.fromEntries(variants.map(([name]) => [name, NO_RUN])) as Record<
     Variant,
     EmbedRun
   >;
   try {
     for (let round = 1; round <= options.rounds; round += 1) {
-      for (const [name, run] of variants) {
+      for (const [name, letter, run] of variants) {
         const loop = new RunMonitor();
         const sentencesPerSecond = await run(loop);
+        runs.push({ run: letter, sentencesPerSecond });
         const measured = { sentencesPerSecond, ...loop.summary() };
         if (measured.sentencesPerSecond > best[name].sentencesPerSecond) best[name] = measured;
         log(`  ${name} round ${round}: ${sentencesPerSecond.toFixed(0)} sentences/s`);
@@ -240,6 +244,7 @@ export async function measureInference(
     directOneThread: best.directOneThread,
     warrenSpinning: best.warrenSpinning,
     unbatchedSpinning: best.unbatchedSpinning,
+    runs,
     modelLoadSeconds,
     resultBytes,
   };

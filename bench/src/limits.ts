@@ -109,7 +109,7 @@ function batchedLimit(report: BenchReport): string {
     const busyCores = (a.processSeconds + a.brokerSeconds) / wallSeconds;
     const cores = report.machine.cores;
     parts.push(
-      `The two kept ${formatNumber(busyCores, 1)} of the ${cores} cores busy during (a), ` +
+      `This process and RabbitMQ together kept ${formatNumber(busyCores, 1)} of the ${cores} cores busy during (a), ` +
         (busyCores >= 0.8 * cores
           ? 'so the queue work took CPU the model would otherwise have had: the limit is CPU ' +
             '((e) and (f) below: the same work with a core left free).'

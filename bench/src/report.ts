@@ -192,6 +192,8 @@ function measured(report: BenchReport): string {
           `${formatNumber(inference.resultBytes)}-byte JSON vector that Warren publishes with a confirm. ` +
           `In the order b, a, c, d, f, e, g, h, each runs ${runsOf(inference.rounds)}.`,
         '',
+        `All runs (sentences/s): ${inference.runs.map((run) => `${run.run} ${formatNumber(run.sentencesPerSecond)}`).join('; ')}.`,
+        '',
         'CPU time of the best run of each, from `process.cpuUsage()` (this process, all ' +
           'threads), /proc/self/task/<pid>/stat (its main thread: the event loop; the rest is ' +
           "the model's threads, and V8's and libuv's helper threads) and /proc/<pid>/stat of " +

@@ -111,6 +111,14 @@ const REPORT: BenchReport = {
       mainThreadSeconds: 3.1,
       brokerSeconds: 2.1,
     },
+    runs: [
+      { run: 'b', sentencesPerSecond: 1_100 },
+      { run: 'a', sentencesPerSecond: 1_000 },
+      { run: 'g', sentencesPerSecond: 950 },
+      { run: 'b', sentencesPerSecond: 1_050 },
+      { run: 'a', sentencesPerSecond: 990 },
+      { run: 'g', sentencesPerSecond: 940 },
+    ],
     modelLoadSeconds: 0.2,
     resultBytes: 10_000,
   },
@@ -222,6 +230,9 @@ describe('the bench report writers', () => {
     expect(markdown).toContain('| (e) Warren, batched, one model thread | 600 |');
     expect(markdown).toContain('| (f) model called directly, one thread | 25 ms | 28 ms |');
     expect(markdown).toContain('| (g) Warren, batched, model threads spinning | 950 |');
+    expect(markdown).toContain(
+      'All runs (sentences/s): b 1,100; a 1,000; g 950; b 1,050; a 990; g 940.',
+    );
     expect(markdown).toContain('| (h) Warren, maxSize 1, model threads spinning | 22 ms | 31 ms |');
     expect(markdown).toContain('concurrency 2');
     expect(markdown).toContain('2 call(s) in flight');

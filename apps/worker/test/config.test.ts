@@ -145,7 +145,7 @@ describe("the worker's local inference settings", () => {
     return failed;
   }
 
-  it('hands allowSpinning and intraOpThreads to ONNX Runtime, spinning off unless asked', async () => {
+  it("passes allowSpinning and intraOpThreads to LocalInference's loads, spinning off unless asked", async () => {
     expect(await loadFields({})).toMatchObject({ allowSpinning: false });
     expect(await loadFields({ allowSpinning: true, intraOpThreads: 3 })).toMatchObject({
       allowSpinning: true,

@@ -176,4 +176,4 @@ export type {
 } from './transport.ts';
 export { checkPrefetch, definedProperties, MESSAGE_PROPERTY_NAMES } from './transport.ts';
 export type { DescribeOptions } from './validation.ts';
-export { describeIssues } from './validation.ts';
+export { describeIssues, describeValue } from './validation.ts';

@@ -60,7 +60,11 @@ function unitOf(origin: string): string {
   return '';
 }
 
-function describeValue(value: unknown, showValues: boolean): string {
+/**
+ * A value as an error message shows it: strings quoted, arrays and objects by kind only (their
+ * content may be long or secret), and only the type unless `showValues`.
+ */
+export function describeValue(value: unknown, showValues: boolean): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of ${value.length}`;

@@ -3,6 +3,7 @@ import type { DataType } from '@huggingface/transformers';
 import {
   type ClassificationLabel,
   ConfigError,
+  describeValue,
   type FeatureExtractionRequest,
   type InferenceClient,
   InferenceError,
@@ -59,7 +60,8 @@ export interface LocalInferenceOptions {
   /**
    * Whether ONNX Runtime's threads may spin, keeping their cores busy, while they wait for the
    * next run (its `session.intra_op.allow_spinning`). Default `false`: in a queue worker the
-   * event loop and the broker want those cores between batches (measured in docs/operating.md).
+   * event loop and the broker want those cores between batches (docs/operating.md says what it
+   * measured, from figures 2 a/g and 2 c/h of docs/benchmarks.md).
    */
   allowSpinning?: boolean;
   /**
@@ -108,7 +110,7 @@ export class LocalInference implements InferenceClient {
     const { allowSpinning = false } = options;
     if (typeof allowSpinning !== 'boolean') {
       throw new ConfigError(
-        `LocalInference allowSpinning: expected true or false, got ${JSON.stringify(allowSpinning)}`,
+        `LocalInference allowSpinning: expected true or false, got ${describeValue(allowSpinning, true)}`,
       );
     }
 

@@ -162,12 +162,28 @@ describe('LocalInference model loading', () => {
     expect(() => new LocalInference({ ...local, intraOpThreads: 0 })).not.toThrow();
   });
 
-  it('refuses an allowSpinning that is not true or false, naming it', () => {
+  it('refuses an allowSpinning that is not true or false, naming it and what it got', () => {
     const local = { localModelPath: modelsDir, allowRemoteModels: false } as const;
-    const fromJson = JSON.parse('{ "allowSpinning": "false" }') as { allowSpinning: boolean };
-    expect(() => new LocalInference({ ...local, ...fromJson })).toThrow(
-      /allowSpinning: expected true or false, got "false"/,
-    );
+    const found = (allowSpinning: unknown) => {
+      try {
+        new LocalInference({ ...local, allowSpinning: allowSpinning as boolean });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message.replace(
+          'LocalInference allowSpinning: expected true or false, got ',
+          '',
+        );
+      }
+      throw new Error(`allowSpinning ${String(allowSpinning)} was taken`);
+    };
+    // As a JSON config or an environment variable would give them.
+    expect(found('false')).toBe('"false"');
+    expect(found(1)).toBe('1');
+    expect(found(null)).toBe('null');
+    expect(found(Number.NaN)).toBe('NaN');
+    expect(found(1n)).toBe('1');
+    expect(found(Object.create(null))).toBe('an object');
+    expect(found(new Boolean(false))).toBe('an object');
   });
 
   it('refuses a config that allows neither local nor remote models', () => {
