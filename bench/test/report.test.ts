@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { BenchBroker } from '../src/broker.ts';
 import { renderChart } from '../src/chart.ts';
 import { type BenchReport, figuresOf } from '../src/figures.ts';
 import { cpuTicks, parseCpuTicks, stolenBetween } from '../src/machine.ts';
 import { renderMarkdown, renderTable } from '../src/report.ts';
 import { percentile } from '../src/stats.ts';
+import { type WorkerSetup, workerConfig } from '../src/warren-run.ts';
 
 /** A report with fixed numbers: nothing here is timed. */
 const REPORT: BenchReport = {
@@ -194,6 +196,38 @@ describe('the bench report writers', () => {
     // The memory target is judged on the worker as it starts by default, and with the flags.
     expect(figures.find((f) => f.id === '4')!.target!.met).toBe(false);
     expect(figures.find((f) => f.id === "4'")!.target!.met).toBe(true);
+    // Each figure of 2 pairs the runs its letters name (rates 1,000 to 360, all different).
+    const pairs = Object.fromEntries(
+      figures.filter((f) => f.id.startsWith('2 ')).map((f) => [f.id, [f.warren, f.baseline]]),
+    );
+    expect(pairs).toEqual({
+      '2 a/b': [1_000, 1_100],
+      '2 a/c': [1_000, 400],
+      '2 a/d': [1_000, 900],
+      '2 e/f': [600, 610],
+      '2 a/g': [1_000, 950],
+      '2 c/h': [400, 360],
+    });
+  });
+
+  it("gives a bench worker's config the model settings of its run", () => {
+    const broker = new BenchBroker();
+    const local = (setup: Partial<WorkerSetup>) =>
+      (
+        workerConfig(broker, {
+          plugin: 'embed.ts',
+          prefetch: 8,
+          modelPath: '/models',
+          ...setup,
+        }) as {
+          inference: { local: Record<string, unknown> };
+        }
+      ).inference.local;
+    expect(local({})).toEqual({ modelPath: '/models', allowRemoteModels: false });
+    expect(local({ allowSpinning: true, intraOpThreads: 1 })).toMatchObject({
+      allowSpinning: true,
+      intraOpThreads: 1,
+    });
   });
 
   it('writes an SVG chart that is well-formed XML with one bar per finite ratio', () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@warren/core';
-import type { LocalInference } from '@warren/inference';
+import { defaultIntraOpThreads, type LocalInference } from '@warren/inference';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../src/config.ts';
@@ -147,9 +147,11 @@ describe("the worker's local inference settings", () => {
 
   it("passes allowSpinning and intraOpThreads to LocalInference's loads, spinning off unless asked", async () => {
     expect(await loadFields({})).toMatchObject({ allowSpinning: false });
-    expect(await loadFields({ allowSpinning: true, intraOpThreads: 3 })).toMatchObject({
+    // Not the default on any machine: that would pass with the setting dropped.
+    const intraOpThreads = defaultIntraOpThreads() + 1;
+    expect(await loadFields({ allowSpinning: true, intraOpThreads })).toMatchObject({
       allowSpinning: true,
-      intraOpThreads: 3,
+      intraOpThreads,
     });
     expect(
       configError({ handlers: [{ module: 'x' }], inference: { local: { allowSpinning: 'no' } } }),

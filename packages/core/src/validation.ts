@@ -70,6 +70,11 @@ export function describeValue(value: unknown, showValues: boolean): string {
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === 'object') return 'an object';
   if (!showValues) return `a ${typeof value}`;
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  const text =
+    typeof value === 'string'
+      ? JSON.stringify(value)
+      : typeof value === 'bigint'
+        ? `${value}n`
+        : String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

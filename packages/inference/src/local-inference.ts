@@ -97,13 +97,13 @@ export class LocalInference implements InferenceClient {
     }
     if (maxInputTokens !== undefined && !(Number.isInteger(maxInputTokens) && maxInputTokens > 0)) {
       throw new ConfigError(
-        `LocalInference maxInputTokens: expected a whole number above 0, got ${maxInputTokens}`,
+        `LocalInference maxInputTokens: expected a whole number above 0, got ${describeValue(maxInputTokens, true)}`,
       );
     }
     const { intraOpThreads = defaultIntraOpThreads() } = options;
     if (!(Number.isInteger(intraOpThreads) && intraOpThreads >= 0)) {
       throw new ConfigError(
-        `LocalInference intraOpThreads: expected a whole number, 0 or more, got ${intraOpThreads}`,
+        `LocalInference intraOpThreads: expected a whole number, 0 or more, got ${describeValue(intraOpThreads, true)}`,
       );
     }
 

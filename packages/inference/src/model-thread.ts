@@ -9,8 +9,14 @@ import type {
   WireTensor,
 } from './thread-protocol.ts';
 
-/** The thread's code: plain JavaScript, so it runs without a TypeScript loader. */
-const ENTRY = new URL('./model-thread-entry.mjs', import.meta.url);
+/**
+ * What a model thread runs: an import of its code, which is plain JavaScript so that it runs
+ * without a TypeScript loader. Started from code rather than from the file: a thread takes its
+ * process's Node options, and Node refuses to start one from a file when they hold `--input-type`
+ * (a process run as `node --input-type=module -e …`). Handing the thread those options less
+ * `--input-type` instead would make Node check them, and it refuses V8's (`--max-old-space-size`).
+ */
+const ENTRY_CODE = `import(${JSON.stringify(new URL('./model-thread-entry.mjs', import.meta.url).href)})`;
 
 /**
  * Called with each model thread as it starts (tests use it to make one fail). Never `terminate()`
@@ -48,7 +54,7 @@ export class ModelThread {
     this.#loading = new Promise((resolve, reject) => {
       this.#load = { resolve, reject };
     });
-    this.#worker = new Worker(ENTRY, { workerData: start, execArgv: threadExecArgv() });
+    this.#worker = new Worker(ENTRY_CODE, { eval: true, workerData: start });
     this.#worker.on('message', (message: ThreadMessage) => this.#received(message));
     this.#worker.on('error', (error) => {
       this.#crash = error;
@@ -175,20 +181,4 @@ function int64(tensor: TensorView): WireTensor {
   const { data } = tensor;
   const values = data instanceof BigInt64Array ? data : BigInt64Array.from(data, (v) => BigInt(v));
   return { dims: [...tensor.dims], data: values };
-}
-
-/**
- * The process's Node options, for a model thread: all but `--input-type`. A worker thread takes
- * its parent's options, and Node refuses to start one with `--input-type`, which is only for code
- * given on the command line (as in `node --input-type=module -e '…'`), not for the thread's file.
- */
-function threadExecArgv(argv: readonly string[] = process.execArgv): string[] {
-  return argv.filter(
-    (arg, i) =>
-      !(
-        arg.startsWith('--input-type=') ||
-        arg === '--input-type' ||
-        argv[i - 1] === '--input-type'
-      ),
-  );
 }

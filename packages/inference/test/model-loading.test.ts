@@ -160,6 +160,11 @@ describe('LocalInference model loading', () => {
       );
     }
     expect(() => new LocalInference({ ...local, intraOpThreads: 0 })).not.toThrow();
+    // A string from a JSON config or the environment shows quoted, not as the number it reads as.
+    const fromJson = JSON.parse('{ "intraOpThreads": "2" }') as { intraOpThreads: number };
+    expect(() => new LocalInference({ ...local, ...fromJson })).toThrow(
+      /intraOpThreads: expected a whole number, 0 or more, got "2"$/,
+    );
   });
 
   it('refuses an allowSpinning that is not true or false, naming it and what it got', () => {
@@ -181,7 +186,7 @@ describe('LocalInference model loading', () => {
     expect(found(1)).toBe('1');
     expect(found(null)).toBe('null');
     expect(found(Number.NaN)).toBe('NaN');
-    expect(found(1n)).toBe('1');
+    expect(found(1n)).toBe('1n');
     expect(found(Object.create(null))).toBe('an object');
     expect(found(new Boolean(false))).toBe('an object');
   });

@@ -7,6 +7,13 @@ import { modelsDir } from './fixtures/shared-assets.ts';
 
 const run = promisify(execFile);
 
+/**
+ * How the script's process is started: a heap limit, as docs/operating.md advises, and code on the
+ * command line. A model thread takes these options, and Node refuses to start a thread from a
+ * file with `--input-type`, or with V8 options handed to it explicitly: the thread must start.
+ */
+const NODE_OPTIONS = ['--max-old-space-size=512', '--input-type=module'];
+
 /** packages/inference: a script run there resolves `@warren/inference` (its dist) and its deps. */
 const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -28,12 +35,7 @@ async function configEntriesOf(options: { thread: boolean; allowSpinning?: boole
   `;
   const { stdout, stderr } = await run(
     process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      script,
-      JSON.stringify({ localModelPath: modelsDir, ...options }),
-    ],
+    [...NODE_OPTIONS, '-e', script, JSON.stringify({ localModelPath: modelsDir, ...options })],
     { cwd: packageDir, maxBuffer: 64 * 1024 * 1024 },
   );
   const entries = [...(stdout + stderr).matchAll(/config_options: \{([^}]*)\}/g)];
@@ -44,7 +46,7 @@ async function configEntriesOf(options: { thread: boolean; allowSpinning?: boole
 
 describe("LocalInference's ONNX Runtime session", () => {
   it.each([true, false])(
-    'gets the config entry that turns spinning off by default, or on (model thread: %s; the process runs node --input-type=module -e)',
+    'gets the config entry that turns spinning off by default, or on (model thread: %s; process started with a heap limit and -e)',
     async (thread) => {
       const off = 'session.intra_op.allow_spinning: 0';
       expect(await configEntriesOf({ thread })).toBe(off);
