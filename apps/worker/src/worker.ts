@@ -67,6 +67,8 @@ export interface WorkerHealth {
 
 /** Time a stop allows beyond the drain timeout before it closes channels under running jobs. */
 const STOP_GRACE_MS = 5_000;
+/** The period of the timer that holds the process open while the worker runs: its longest. */
+const KEEP_ALIVE_MS = 2 ** 31 - 1;
 
 /**
  * A worker process's runtime: one consumer actor per handler plugin, sharing one transport and
@@ -99,6 +101,13 @@ export class Worker {
   #stopping: Promise<WorkerExit> | undefined;
   readonly #exited: Promise<WorkerExit>;
   #resolveExited!: (exit: WorkerExit) => void;
+  /**
+   * Holds the process open from the start until the worker lets go of what it opened. Its timers
+   * do not (a job's retry delay must not keep a stopped process alive), and while a handler's
+   * setup is retried the broker connection may not be open yet: without this, a process whose
+   * setup kept failing ended in the backoff, with `await Worker.start()` still pending.
+   */
+  readonly #keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
 
   private constructor(parts: {
     supervisor: Supervisor<Consumer>;
@@ -406,12 +415,16 @@ export class Worker {
 
   /** Closes what the worker opened. */
   async #release(): Promise<void> {
-    await this.#health?.close();
-    await this.#transport.close();
-    await this.#inference?.close();
-    this.#trackedStore?.stopProbing();
-    await this.#dedupeStore?.close();
-    await this.#replayGuard?.close?.();
+    try {
+      await this.#health?.close();
+      await this.#transport.close();
+      await this.#inference?.close();
+      this.#trackedStore?.stopProbing();
+      await this.#dedupeStore?.close();
+      await this.#replayGuard?.close?.();
+    } finally {
+      clearInterval(this.#keepAlive);
+    }
   }
 }
 
