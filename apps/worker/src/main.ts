@@ -38,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
   let repeats = boot.repeats;
   let telemetry: Telemetry | undefined;
   let worker: Worker;
+  // Installed before the start, which can take long (models load, failed setups are retried): a
+  // signal then stops the worker as it would a running one. A second signal kills the process.
+  const stopping = new AbortController();
+  const stop = () => stopping.abort();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   try {
     const config = await loadConfig(values.config);
     const made = createWorkerLogger({ level: config.log.level });
@@ -48,7 +54,12 @@ async function main(argv: string[]): Promise<number> {
       serviceName: 'warren-worker',
       prometheus: config.health.port !== undefined,
     });
-    worker = await Worker.start({ config, logger: made.logger, metrics: telemetry.prometheus });
+    worker = await Worker.start({
+      config,
+      logger: made.logger,
+      metrics: telemetry.prometheus,
+      signal: stopping.signal,
+    });
   } catch (error) {
     await telemetry?.shutdown();
     repeats.flush();
@@ -60,9 +71,6 @@ async function main(argv: string[]): Promise<number> {
     return isWarrenError(error) && error.code === 'WARREN_CONFIG_INVALID' ? 2 : 1;
   }
 
-  const stop = () => void worker.stop();
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
   // A plugin's stray promise must not kill the process without a drain, nor pass unseen.
   process.on('unhandledRejection', (reason) => {
     bootLogger.error({ err: reason }, 'unhandled rejection (a plugin left a promise unawaited)');

@@ -40,6 +40,12 @@ export interface WorkerOptions {
   env?: Record<string, string | undefined>;
   /** Served as `/metrics` beside the health endpoints (`startTelemetry`'s `prometheus`). */
   metrics?: PrometheusMetrics;
+  /**
+   * Stops the worker when aborted, as {@link Worker.stop} does, from the moment `start` is called:
+   * an abort while handlers' setups run or wait to be retried cancels the retries, drains the
+   * consumers already started, and `start` resolves with the stopped worker.
+   */
+  signal?: AbortSignal;
 }
 
 /** How a worker ended: `ok` unless a consumer failed for good or the supervisor escalated. */
@@ -298,6 +304,7 @@ export class Worker {
       config,
       logger,
     });
+    const { signal } = options;
     try {
       // Up before the consumers, so that probes see a worker loading its models as live.
       const { port, host } = config.health;
@@ -305,8 +312,23 @@ export class Worker {
         const health = () => worker.health();
         worker.#health = await serveHealth(health, { port, host }, logger, options.metrics);
       }
-      await supervisor.start();
+      // From here on everything the worker opens is its to close: an abort stops it.
+      if (signal !== undefined) worker.#stopOn(signal);
+      const starting = supervisor.start();
+      // A stop waits for a setup still running only as long as its drain timeout: once the
+      // worker has stopped for an abort, the start is over, whatever that setup still does.
+      const abortedFirst = worker.exited.then(() => signal?.aborted === true);
+      if (await Promise.race([starting.then(() => false), abortedFirst])) {
+        starting.catch(() => {});
+        return worker;
+      }
+      await starting;
     } catch (error) {
+      if (signal?.aborted) {
+        // Asked to stop while starting: not a failure, and the stop has drained what it must.
+        await worker.exited;
+        return worker;
+      }
       await worker.#release();
       throw error;
     }
@@ -411,6 +433,17 @@ export class Worker {
       'worker stopped',
     );
     return exit;
+  }
+
+  /** Stops the worker once `signal` aborts, or now if it has; forgets the signal on exit. */
+  #stopOn(signal: AbortSignal): void {
+    const stop = () => void this.stop();
+    if (signal.aborted) {
+      stop();
+      return;
+    }
+    signal.addEventListener('abort', stop, { once: true });
+    void this.#exited.then(() => signal.removeEventListener('abort', stop));
   }
 
   /** Closes what the worker opened. */
