@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HEADERS, topologyFor } from '@warren/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerProbe, uniquePrefix } from './support.ts';
+import { BrokerProbe, uniquePrefix, waitFor } from './support.ts';
 import { killIfRunning, spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 const SETUP_FAILS = fileURLToPath(new URL('./fixtures/setup-fails.ts', import.meta.url));
@@ -104,6 +104,7 @@ describe('warren-worker while a handler setup keeps failing', () => {
     const { code, signal } = await worker.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     // The job in flight finished and its result went out; nothing went back to the queue.
+    await waitFor(() => reply.messages.length > 0, 'the result of the job in flight');
     expect(reply.messages.map((message) => JSON.parse(message.content.toString()))).toEqual([
       { echo: 'in flight' },
     ]);
