@@ -5,6 +5,9 @@ import { loadConfig } from './config.ts';
 import { createWorkerLogger } from './logging.ts';
 import { Worker } from './worker.ts';
 
+/** How long a stopped worker's process may take to end by itself before it is made to. */
+const EXIT_GRACE_MS = 1_000;
+
 const USAGE = `Usage: warren-worker --config <file.json>
 
 Runs one consumer per handler plugin named in the config. Logs JSON lines to stdout.
@@ -39,11 +42,17 @@ async function main(argv: string[]): Promise<number> {
   let telemetry: Telemetry | undefined;
   let worker: Worker;
   // Installed before the start, which can take long (models load, failed setups are retried): a
-  // signal then stops the worker as it would a running one. A second signal kills the process.
+  // signal then stops the worker as it would a running one. The first signal of either kind
+  // removes both handlers, so that a second one, of either kind, ends the process at once.
   const stopping = new AbortController();
-  const stop = () => stopping.abort();
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  const stop = (signal: NodeJS.Signals) => {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    bootLogger.info({ signal }, 'stop requested; a second signal ends the process at once');
+    stopping.abort();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   try {
     const config = await loadConfig(values.config);
     const made = createWorkerLogger({ level: config.log.level });
@@ -89,3 +98,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+// The worker has stopped and its logs and telemetry are out. A timer or socket that a plugin left
+// open must not keep the process alive: past a short grace, it exits anyway.
+setTimeout(() => {
+  process.stderr.write('warren-worker: a plugin still holds the process open; exiting anyway\n');
+  process.exit();
+}, EXIT_GRACE_MS).unref();

@@ -239,6 +239,8 @@ export class Worker {
           id,
           start: async () => {
             await setup();
+            // A setup that ended after the worker was told to stop starts no consumer.
+            if (supervisor.stopping) throw new Error('the worker is stopping');
             const consumer = new Consumer({
               handler,
               handlerOptions,
@@ -408,15 +410,20 @@ export class Worker {
     const outcome = await Promise.race([this.#supervisor.stop(), timeout]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
-      this.#logger.error({ limitMs: limit }, 'jobs did not finish in time; closing under them');
+      this.#logger.error(
+        { limitMs: limit },
+        "jobs or a handler's setup did not finish in time; closing under them",
+      );
     }
     await this.#release();
 
     const consumers = await Promise.all(
       this.consumers.map(async ({ handler, consumer }) => {
+        // Past the time limit, a consumer that had drained still counts as stopped.
+        const cutShort = { state: 'failed' as const, counts: consumer.counts };
         const exit =
           outcome === 'timeout'
-            ? { state: 'failed' as const, counts: consumer.counts }
+            ? await Promise.race([consumer.exited, Promise.resolve(cutShort)])
             : await consumer.exited;
         return { handler, ...exit, counts: sumCounts(this.#earlier.get(handler), exit.counts) };
       }),

@@ -10,6 +10,7 @@ import { killIfRunning, spawnWorker, type WorkerProcess } from './worker-process
 const SETUP_FAILS = fileURLToPath(new URL('./fixtures/setup-fails.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./fixtures/echo.ts', import.meta.url));
 const SETUP_HANGS = fileURLToPath(new URL('./fixtures/setup-hangs.ts', import.meta.url));
+const SLOW_SETUP = fileURLToPath(new URL('./fixtures/slow-setup.ts', import.meta.url));
 
 describe('warren-worker while a handler setup keeps failing', () => {
   const prefix = uniquePrefix();
@@ -27,7 +28,7 @@ describe('warren-worker while a handler setup keeps failing', () => {
   });
 
   afterAll(async () => {
-    await probe?.deleteTopology(prefix, ['setup-fails', 'echo', 'setup-hangs']);
+    await probe?.deleteTopology(prefix, ['setup-fails', 'echo', 'setup-hangs', 'slow-setup']);
     await probe?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -114,26 +115,61 @@ describe('warren-worker while a handler setup keeps failing', () => {
     expect(lines.some((line) => line.msg === 'worker failed to start')).toBe(false);
   });
 
-  it('on SIGTERM during a setup that never ends, stops after the drain timeout and exits 0', async () => {
+  it('on SIGTERM during a setup that never ends, drains the other handler, exits 0 after the drain timeout', async () => {
     const config = join(dir, 'worker-hangs.json');
     await writeFile(
       config,
       JSON.stringify({
         topology: { prefix },
-        handlers: [{ module: SETUP_HANGS }],
+        handlers: [{ module: ECHO }, { module: SETUP_HANGS }],
         shutdown: { drainTimeoutMs: 200 },
       }),
     );
     worker = spawnWorker(config);
-    await worker.logged('broker selected');
+    await worker.logged('consumer started');
+    worker.child.kill('SIGTERM');
+
+    // The setup holds a timer open: the process ends anyway, once the worker has stopped.
+    const { code, signal } = await worker.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    const lines = worker.lines();
+    expect(lines.map((line) => line.msg)).toContain(
+      "jobs or a handler's setup did not finish in time; closing under them",
+    );
+    // The echo consumer drained in time, so the stop is clean.
+    expect(lines.find((line) => line.msg === 'worker stopped')).toMatchObject({ ok: true });
+  });
+
+  it('on SIGTERM during a setup that then succeeds, starts no consumer for it and exits 0', async () => {
+    const config = join(dir, 'worker-slow.json');
+    await writeFile(
+      config,
+      JSON.stringify({ topology: { prefix }, handlers: [{ module: SLOW_SETUP }] }),
+    );
+    worker = spawnWorker(config);
+    await worker.logged('slow setup begins');
     worker.child.kill('SIGTERM');
 
     const { code, signal } = await worker.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    const lines = worker.lines();
-    expect(
-      lines.some((line) => line.msg === 'jobs did not finish in time; closing under them'),
-    ).toBe(true);
-    expect(lines.find((line) => line.msg === 'worker stopped')).toMatchObject({ ok: true });
+    const messages = worker.lines().map((line) => line.msg);
+    expect(messages).toContain('stop requested; a second signal ends the process at once');
+    expect(messages).not.toContain('consumer started');
+  });
+
+  it('ends at once on a second signal of the other kind while it stops', async () => {
+    const config = join(dir, 'worker-twice.json');
+    await writeFile(
+      config,
+      JSON.stringify({ topology: { prefix }, handlers: [{ module: SLOW_SETUP }] }),
+    );
+    worker = spawnWorker(config);
+    await worker.logged('slow setup begins');
+    worker.child.kill('SIGTERM');
+    await worker.logged('stop requested; a second signal ends the process at once');
+    worker.child.kill('SIGINT');
+
+    expect(await worker.exited).toEqual({ code: null, signal: 'SIGINT' });
+    expect(worker.lines().map((line) => line.msg)).not.toContain('worker stopped');
   });
 });
