@@ -140,15 +140,21 @@ describe('warren-worker while a handler setup keeps failing', () => {
     expect(lines.find((line) => line.msg === 'worker stopped')).toMatchObject({ ok: true });
   });
 
-  it('on SIGTERM during a setup that then succeeds, starts no consumer for it and exits 0', async () => {
-    const config = join(dir, 'worker-slow.json');
+  /** A worker on the slow-setup handler alone, once its setup has begun, and then SIGTERMed. */
+  async function signalledDuringSlowSetup(file: string): Promise<WorkerProcess> {
+    const config = join(dir, file);
     await writeFile(
       config,
       JSON.stringify({ topology: { prefix }, handlers: [{ module: SLOW_SETUP }] }),
     );
-    worker = spawnWorker(config);
-    await worker.logged('slow setup begins');
-    worker.child.kill('SIGTERM');
+    const started = spawnWorker(config);
+    await started.logged('slow setup begins');
+    started.child.kill('SIGTERM');
+    return started;
+  }
+
+  it('on SIGTERM during a setup that then succeeds, starts no consumer for it and exits 0', async () => {
+    worker = await signalledDuringSlowSetup('worker-slow.json');
 
     const { code, signal } = await worker.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
@@ -158,14 +164,7 @@ describe('warren-worker while a handler setup keeps failing', () => {
   });
 
   it('ends at once on a second signal of the other kind while it stops', async () => {
-    const config = join(dir, 'worker-twice.json');
-    await writeFile(
-      config,
-      JSON.stringify({ topology: { prefix }, handlers: [{ module: SLOW_SETUP }] }),
-    );
-    worker = spawnWorker(config);
-    await worker.logged('slow setup begins');
-    worker.child.kill('SIGTERM');
+    worker = await signalledDuringSlowSetup('worker-twice.json');
     await worker.logged('stop requested; a second signal ends the process at once');
     worker.child.kill('SIGINT');
 
