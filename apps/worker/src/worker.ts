@@ -316,21 +316,19 @@ export class Worker {
       }
       // From here on everything the worker opens is its to close: an abort stops it.
       if (signal !== undefined) worker.#stopOn(signal);
-      const starting = supervisor.start();
+      // Asked to stop while starting is not a failure: the start ends with the stop's drain.
+      const starting = supervisor.start().then(
+        () => 'started' as const,
+        (error: unknown) => {
+          if (signal?.aborted) return 'aborted' as const;
+          throw error;
+        },
+      );
       // A stop waits for a setup still running only as long as its drain timeout: once the
       // worker has stopped for an abort, the start is over, whatever that setup still does.
-      const abortedFirst = worker.exited.then(() => signal?.aborted === true);
-      if (await Promise.race([starting.then(() => false), abortedFirst])) {
-        starting.catch(() => {});
-        return worker;
-      }
-      await starting;
+      const stopped = worker.exited.then(() => (signal?.aborted ? ('aborted' as const) : starting));
+      if ((await Promise.race([starting, stopped])) === 'aborted') await worker.exited;
     } catch (error) {
-      if (signal?.aborted) {
-        // Asked to stop while starting: not a failure, and the stop has drained what it must.
-        await worker.exited;
-        return worker;
-      }
       await worker.#release();
       throw error;
     }
@@ -420,10 +418,12 @@ export class Worker {
     const consumers = await Promise.all(
       this.consumers.map(async ({ handler, consumer }) => {
         // Past the time limit, a consumer that had drained still counts as stopped.
-        const cutShort = { state: 'failed' as const, counts: consumer.counts };
         const exit =
           outcome === 'timeout'
-            ? await Promise.race([consumer.exited, Promise.resolve(cutShort)])
+            ? await Promise.race([
+                consumer.exited,
+                { state: 'failed' as const, counts: consumer.counts },
+              ])
             : await consumer.exited;
         return { handler, ...exit, counts: sumCounts(this.#earlier.get(handler), exit.counts) };
       }),

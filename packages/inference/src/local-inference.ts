@@ -96,22 +96,16 @@ export class LocalInference implements InferenceClient {
       );
     }
     if (maxInputTokens !== undefined && !(Number.isInteger(maxInputTokens) && maxInputTokens > 0)) {
-      throw new ConfigError(
-        `LocalInference maxInputTokens: expected a whole number above 0, got ${describeValue(maxInputTokens, true)}`,
-      );
+      throw invalidOption('maxInputTokens', 'a whole number above 0', maxInputTokens);
     }
     const { intraOpThreads = defaultIntraOpThreads() } = options;
     if (!(Number.isInteger(intraOpThreads) && intraOpThreads >= 0)) {
-      throw new ConfigError(
-        `LocalInference intraOpThreads: expected a whole number, 0 or more, got ${describeValue(intraOpThreads, true)}`,
-      );
+      throw invalidOption('intraOpThreads', 'a whole number, 0 or more', intraOpThreads);
     }
 
     const { allowSpinning = false } = options;
     if (typeof allowSpinning !== 'boolean') {
-      throw new ConfigError(
-        `LocalInference allowSpinning: expected true or false, got ${describeValue(allowSpinning, true)}`,
-      );
+      throw invalidOption('allowSpinning', 'true or false', allowSpinning);
     }
 
     this.#source = {
@@ -235,6 +229,13 @@ export class LocalInference implements InferenceClient {
  */
 export function defaultIntraOpThreads(cores: number = availableParallelism()): number {
   return Math.max(Math.min(cores, 2), cores - 1);
+}
+
+/** The error for an option of LocalInference's that holds what it cannot take. */
+function invalidOption(name: string, expected: string, value: unknown): ConfigError {
+  return new ConfigError(
+    `LocalInference ${name}: expected ${expected}, got ${describeValue(value, true)}`,
+  );
 }
 
 /** A loaded pipeline, what its model returned, and the attention mask of the batch. */
