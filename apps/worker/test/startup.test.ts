@@ -23,6 +23,13 @@ describe('warren-worker while a handler setup keeps failing', () => {
     probe = await BrokerProbe.open();
   });
 
+  /** Writes a worker config on this suite's prefix into the scratch folder, and names it. */
+  async function configFile(file: string, config: Record<string, unknown>): Promise<string> {
+    const path = join(dir, file);
+    await writeFile(path, JSON.stringify({ topology: { prefix }, ...config }));
+    return path;
+  }
+
   afterEach(async () => {
     await killIfRunning(worker);
   });
@@ -34,18 +41,13 @@ describe('warren-worker while a handler setup keeps failing', () => {
   });
 
   it('retries it within the restart budget, then says why it could not start and exits 1', async () => {
-    const config = join(dir, 'worker.json');
-    await writeFile(
-      config,
-      JSON.stringify({
-        topology: { prefix },
-        handlers: [{ module: SETUP_FAILS }],
-        supervisor: {
-          backoff: { initialDelayMs: 50, maxDelayMs: 100 },
-          budget: { maxRestarts: 2, withinMs: 60_000 },
-        },
-      }),
-    );
+    const config = await configFile('worker.json', {
+      handlers: [{ module: SETUP_FAILS }],
+      supervisor: {
+        backoff: { initialDelayMs: 50, maxDelayMs: 100 },
+        budget: { maxRestarts: 2, withinMs: 60_000 },
+      },
+    });
     worker = spawnWorker(config);
 
     const { code, signal } = await worker.exited;
@@ -68,17 +70,12 @@ describe('warren-worker while a handler setup keeps failing', () => {
   });
 
   it('on SIGTERM meanwhile, cancels the retry, drains the handler already serving and exits 0', async () => {
-    const config = join(dir, 'worker-signal.json');
-    await writeFile(
-      config,
-      JSON.stringify({
-        topology: { prefix },
-        handlers: [{ module: ECHO }, { module: SETUP_FAILS }],
-        // The failing setup waits a minute for its retry: the signal comes in that wait.
-        supervisor: { backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } },
-        shutdown: { drainTimeoutMs: 10_000 },
-      }),
-    );
+    const config = await configFile('worker-signal.json', {
+      handlers: [{ module: ECHO }, { module: SETUP_FAILS }],
+      // The failing setup waits a minute for its retry: the signal comes in that wait.
+      supervisor: { backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } },
+      shutdown: { drainTimeoutMs: 10_000 },
+    });
     worker = spawnWorker(config);
     await worker.logged('consumer started');
     await worker.logged('actor crashed; restarting it');
@@ -116,15 +113,10 @@ describe('warren-worker while a handler setup keeps failing', () => {
   });
 
   it('on SIGTERM during a setup that never ends, drains the other handler, exits 0 after the drain timeout', async () => {
-    const config = join(dir, 'worker-hangs.json');
-    await writeFile(
-      config,
-      JSON.stringify({
-        topology: { prefix },
-        handlers: [{ module: ECHO }, { module: SETUP_HANGS }],
-        shutdown: { drainTimeoutMs: 200 },
-      }),
-    );
+    const config = await configFile('worker-hangs.json', {
+      handlers: [{ module: ECHO }, { module: SETUP_HANGS }],
+      shutdown: { drainTimeoutMs: 200 },
+    });
     worker = spawnWorker(config);
     await worker.logged('consumer started');
     worker.child.kill('SIGTERM');
@@ -142,11 +134,7 @@ describe('warren-worker while a handler setup keeps failing', () => {
 
   /** A worker on the slow-setup handler alone, once its setup has begun, and then SIGTERMed. */
   async function signalledDuringSlowSetup(file: string): Promise<WorkerProcess> {
-    const config = join(dir, file);
-    await writeFile(
-      config,
-      JSON.stringify({ topology: { prefix }, handlers: [{ module: SLOW_SETUP }] }),
-    );
+    const config = await configFile(file, { handlers: [{ module: SLOW_SETUP }] });
     const started = spawnWorker(config);
     await started.logged('slow setup begins');
     started.child.kill('SIGTERM');
